@@ -1,0 +1,4 @@
+#ifndef GRANTEX_VAULT_CSODIUM_SHIM_H
+#define GRANTEX_VAULT_CSODIUM_SHIM_H
+#include <sodium.h>
+#endif
