@@ -24,6 +24,9 @@ let package = Package(
             providers: [.apt(["libsodium-dev"])]
         ),
         .target(
+            name: "CVaultSystem"
+        ),
+        .target(
             name: "VaultProtocol"
         ),
         .target(
@@ -56,6 +59,7 @@ let package = Package(
         .executableTarget(
             name: "grantex-vaultd",
             dependencies: [
+                "CVaultSystem",
                 "VaultServer",
                 "VaultCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -118,6 +118,9 @@ public final class CredentialStore: Sendable {
         var nextSequence: UInt64
         /// Mutations committed since the current compaction's snapshot; nil when none runs.
         var mutationsSinceSnapshot: [Mutation]?
+        /// Batches made durable (one fdatasync each) and writes in them, since open.
+        var batches = 0
+        var batchedWrites = 0
 
         init(descriptor: Int32, header: SealedLog.Header, fileEnd: Int, nextSequence: UInt64) {
             self.descriptor = descriptor
@@ -140,6 +143,9 @@ public final class CredentialStore: Sendable {
         options: StoreOptions = StoreOptions()
     ) throws(StoreOpenError) -> CredentialStore {
         try StateDirectory.prepare(directory)
+        let keys = SealedLog.Keys(master: masterKey, recordPurpose: .storeRecords)
+        // A wrong key is refused before anything in the directory is created or changed.
+        try checkKey(logPath: directory + "/" + logFileName, keys: keys)
         let lockPath = directory + "/" + lockFileName
         let lockDescriptor = Foundation.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard lockDescriptor >= 0 else {
@@ -150,12 +156,27 @@ public final class CredentialStore: Sendable {
             throw StoreOpenError(kind: .locked, message: "\(directory) is in use by another grantex-vaultd (lock \(lockPath) is held)")
         }
         do throws(StoreOpenError) {
-            let keys = SealedLog.Keys(master: masterKey, recordPurpose: .storeRecords)
             return try CredentialStore(
                 directory: directory, keys: keys, clock: clock, logger: logger, options: options, lockDescriptor: lockDescriptor)
         } catch {
             closeDescriptor(lockDescriptor)
             throw error
+        }
+    }
+
+    private static func checkKey(logPath: String, keys: SealedLog.Keys) throws(StoreOpenError) {
+        let fd = Foundation.open(logPath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return }  // no store yet, or unreadable: the full open reports it
+        defer { closeDescriptor(fd) }
+        var header = [UInt8](repeating: 0, count: SealedLog.headerSize)
+        let count = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, SealedLog.headerSize, 0) }
+        guard count == SealedLog.headerSize else { return }
+        do throws(SealedLog.OpenError) {
+            _ = try SealedLog.readHeader(header, path: logPath, expectedKind: .credentials, keys: keys)
+        } catch where error.kind == .wrongKey {
+            throw StoreOpenError(kind: .wrongKey, message: error.message)
+        } catch {
+            return  // other header problems are reported by the full open, with offsets
         }
     }
 
@@ -413,6 +434,8 @@ public final class CredentialStore: Sendable {
             return
         }
         writer.fileEnd += bytes.count
+        writer.batches += 1
+        writer.batchedWrites += batch.count
         let liveCount: Int = state.withLock { s in
             for write in batch {
                 switch write.mutation {
@@ -564,9 +587,22 @@ public final class CredentialStore: Sendable {
         closeDescriptor(lockDescriptor)
     }
 
-    /// Testing aid: the log's generation (bumped by each compaction) and record count.
-    public var fileStatistics: (generation: UInt64, records: Int, bytes: Int) {
-        writerQueue.sync { (writer.header.generation, writer.recordCount, writer.fileEnd) }
+    /// Figures about the log file: its generation (bumped by each compaction), records and bytes,
+    /// and how many durable batches (fsyncs) carried how many writes since open.
+    public struct FileStatistics: Sendable {
+        public var generation: UInt64
+        public var records: Int
+        public var bytes: Int
+        public var batches: Int
+        public var batchedWrites: Int
+    }
+
+    public var fileStatistics: FileStatistics {
+        writerQueue.sync {
+            FileStatistics(
+                generation: writer.header.generation, records: writer.recordCount, bytes: writer.fileEnd,
+                batches: writer.batches, batchedWrites: writer.batchedWrites)
+        }
     }
 }
 

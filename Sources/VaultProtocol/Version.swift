@@ -1,0 +1,4 @@
+/// The version reported by `system.health`, `system.status` and `--version`.
+public enum GrantexVaultVersion {
+    public static let current = "0.1.0"
+}

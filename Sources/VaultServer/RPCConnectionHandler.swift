@@ -1,0 +1,325 @@
+import Logging
+import NIOCore
+import VaultCore
+import VaultProtocol
+
+/// Settings that shape every connection.
+struct ConnectionSettings: Sendable {
+    var maxLineBytes: Int
+    var idleTimeout: TimeAmount
+    var maxPipelinedRequests: Int = Limits.maxPipelinedRequests
+}
+
+/// The JSON-RPC side of one connection: parses lines, runs requests (possibly many at once), and
+/// writes the answers in request order.
+///
+/// Every request gets a numbered slot when its line arrives; answers are written only from the head
+/// of the slot queue, so a slow `vault.store` (waiting for its fsync) holds back the answers of
+/// requests sent after it, never reorders them. Notifications get no slot. With
+/// `maxPipelinedRequests` slots open the handler stops reading until answers drain.
+///
+/// Requests on one connection take effect in the order they were sent: a write (`vault.store`,
+/// `vault.delete`, `grants.revoke`) starts at once, so pipelined writes share fsyncs, but any other
+/// request waits until the writes sent before it are durable, and writes sent after a waiting
+/// request wait behind it. A client therefore always reads its own writes. (Elements of one batch
+/// run concurrently, as JSON-RPC allows.)
+///
+/// A connection is idle when no request is in flight and no complete line arrived and no answer
+/// was written for `idleTimeout`; bytes of an unfinished line do not count, so a client trickling
+/// one byte a second is closed like a silent one.
+final class RPCConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = LineFrame
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct Slot {
+        /// For a batch: the answers of its elements (nil for notifications), filled as they finish.
+        var batch: [JSONValue?]?
+        var remaining: Int
+        var response: JSONValue?
+        var done = false
+    }
+
+    private let service: VaultService
+    private let peer: Peer
+    private let logger: Logger
+    private let settings: ConnectionSettings
+    private let requestIds: RequestIdGenerator
+
+    private var context: ChannelHandlerContext!
+    private var slots: [UInt64: Slot] = [:]
+    private var headSlot: UInt64 = 0
+    private var nextSlot: UInt64 = 0
+    private var readPaused = false
+    private var closing = false
+    private var lastActivity = NIODeadline.now()
+    private var idleCheck: RepeatedTask?
+    /// Requests waiting for earlier writes of this connection, in arrival order.
+    private var deferred = CircularBuffer<Unit>()
+    private var writesInFlight = 0
+
+    /// One line's worth of work: a single request or a batch, with where its answer goes.
+    private struct Unit {
+        var elements: [JSONValue]
+        var slot: UInt64?
+        var writesOnly: Bool
+        var writes: Int
+    }
+
+    private static let writeMethods: Set<String> = [RPCMethod.store, RPCMethod.delete, RPCMethod.revoke]
+
+    private static func isWrite(_ value: JSONValue) -> Bool {
+        if case .object(let object) = value, case .string(let method)? = object["method"] { return writeMethods.contains(method) }
+        return false
+    }
+
+    init(service: VaultService, peer: Peer, logger: Logger, settings: ConnectionSettings, requestIds: RequestIdGenerator) {
+        self.service = service
+        self.peer = peer
+        self.logger = logger
+        self.settings = settings
+        self.requestIds = requestIds
+    }
+
+    // MARK: - Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let interval = TimeAmount.nanoseconds(max(min(settings.idleTimeout.nanoseconds / 4, 1_000_000_000), 20_000_000))
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            bound.value.checkIdle()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.debug("closing connection after an error", metadata: ["peer": .string(peer.description), "error": .string("\(error)")])
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if slots.count >= settings.maxPipelinedRequests {
+            readPaused = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        lastActivity = .now()
+        switch unwrapInboundIn(data) {
+        case .tooLong:
+            closing = true
+            let slot = openSlot(batchSize: nil)
+            let error = VaultError(.payloadTooLarge, "Request line is longer than the limit of \(settings.maxLineBytes) bytes")
+            let requestId = requestIds.next()
+            logOutcome(method: nil, requestId: requestId, error: error, startedAt: .now())
+            finish(slot: slot, element: nil, response: RPCResponse.failure(id: .null, error: error, requestId: requestId))
+        case .line(let buffer):
+            handleLine(buffer)
+        }
+    }
+
+    // MARK: - Requests
+
+    private func handleLine(_ buffer: ByteBuffer) {
+        let view = buffer.readableBytesView
+        if view.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }  // blank lines are ignored
+        let parsed: Result<JSONValue, JSONParseError> = view.withContiguousStorageIfAvailable { bytes in
+            Result { () throws(JSONParseError) in try JSONParser.parse(bytes, maximumDepth: Limits.maxJSONDepth) }
+        } ?? Result { () throws(JSONParseError) in try JSONParser.parse(Array(view), maximumDepth: Limits.maxJSONDepth) }
+        switch parsed {
+        case .failure(let parseError):
+            let slot = openSlot(batchSize: nil)
+            let error = VaultError(.parseError, "Parse error: \(parseError.reason) at byte \(parseError.offset)")
+            let requestId = requestIds.next()
+            logOutcome(method: nil, requestId: requestId, error: error, startedAt: .now())
+            finish(slot: slot, element: nil, response: RPCResponse.failure(id: .null, error: error, requestId: requestId))
+        case .success(.array(let elements)):
+            guard !elements.isEmpty, elements.count <= Limits.maxBatchElements else {
+                let slot = openSlot(batchSize: nil)
+                let message = elements.isEmpty ? "Empty batch" : "Batch has more than \(Limits.maxBatchElements) requests"
+                let error = VaultError(.invalidRequest, message)
+                let requestId = requestIds.next()
+                logOutcome(method: nil, requestId: requestId, error: error, startedAt: .now())
+                finish(slot: slot, element: nil, response: RPCResponse.failure(id: .null, error: error, requestId: requestId))
+                return
+            }
+            let writes = elements.filter(Self.isWrite).count
+            schedule(Unit(elements: elements, slot: openSlot(batchSize: elements.count), writesOnly: writes == elements.count, writes: writes))
+        case .success(let value):
+            let isNotification: Bool
+            if case .object(let object) = value, object["id"] == nil, case .success = RPCRequest.parse(value) {
+                isNotification = true  // no slot, no answer
+            } else {
+                isNotification = false
+            }
+            let write = Self.isWrite(value)
+            schedule(Unit(
+                elements: [value], slot: isNotification ? nil : openSlot(batchSize: nil), writesOnly: write, writes: write ? 1 : 0))
+        }
+    }
+
+    private func schedule(_ unit: Unit) {
+        if deferred.isEmpty, writesInFlight == 0 || unit.writesOnly {
+            start(unit)
+        } else {
+            deferred.append(unit)
+        }
+    }
+
+    private func start(_ unit: Unit) {
+        writesInFlight += unit.writes
+        let batch = unit.elements.count > 1 || unit.slot.map { slots[$0]?.batch != nil } == true
+        for (position, element) in unit.elements.enumerated() {
+            run(element, slot: unit.slot, element: batch ? position : nil)
+        }
+    }
+
+    private func writeFinished() {
+        writesInFlight -= 1
+        while let next = deferred.first, writesInFlight == 0 || next.writesOnly {
+            deferred.removeFirst()
+            start(next)
+        }
+    }
+
+    /// Runs one request object; its answer (nil for a notification) goes to `slot`/`element`.
+    private func run(_ value: JSONValue, slot: UInt64?, element: Int?) {
+        let requestId = requestIds.next()
+        let startedAt = NIODeadline.now()
+        let request: RPCRequest
+        switch RPCRequest.parse(value) {
+        case .failure(let failure):
+            logOutcome(method: nil, requestId: requestId, error: failure.error, startedAt: startedAt)
+            if Self.isWrite(value) { writeFinished() }
+            if let slot {
+                finish(slot: slot, element: element, response: RPCResponse.failure(id: failure.id, error: failure.error, requestId: requestId))
+            }
+            return
+        case .success(let parsed):
+            request = parsed
+        }
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let method = request.method
+        let id = request.id
+        let countsAsWrite = Self.writeMethods.contains(method)
+        service.handle(request, context: RequestContext(requestId: requestId, peer: peer)) { result in
+            let deliver: @Sendable () -> Void = {
+                let handler = bound.value
+                defer { if countsAsWrite { handler.writeFinished() } }
+                switch result {
+                case .success(let value):
+                    handler.logOutcome(method: method, requestId: requestId, error: nil, startedAt: startedAt)
+                    if let slot, let id { handler.finish(slot: slot, element: element, response: RPCResponse.success(id: id, result: value)) }
+                    else if let slot { handler.finish(slot: slot, element: element, response: nil) }
+                case .failure(let error):
+                    handler.logOutcome(method: method, requestId: requestId, error: error, startedAt: startedAt)
+                    if let slot, let id {
+                        handler.finish(slot: slot, element: element, response: RPCResponse.failure(id: id, error: error, requestId: requestId))
+                    } else if let slot {
+                        handler.finish(slot: slot, element: element, response: nil)
+                    }
+                }
+            }
+            if loop.inEventLoop { deliver() } else { loop.execute(deliver) }
+        }
+    }
+
+    // MARK: - Ordered answers
+
+    private func openSlot(batchSize: Int?) -> UInt64 {
+        let number = nextSlot
+        nextSlot += 1
+        slots[number] = Slot(batch: batchSize.map { [JSONValue?](repeating: nil, count: $0) }, remaining: batchSize ?? 1)
+        return number
+    }
+
+    private func finish(slot number: UInt64, element: Int?, response: JSONValue?) {
+        guard var slot = slots[number] else { return }
+        if let element, slot.batch != nil {
+            slot.batch![element] = response
+        } else {
+            slot.response = response
+        }
+        slot.remaining -= 1
+        if slot.remaining == 0 {
+            slot.done = true
+            if let batch = slot.batch {
+                let answers = batch.compactMap { $0 }
+                slot.response = answers.isEmpty ? nil : .array(answers)  // a batch of notifications gets no answer
+            }
+        }
+        slots[number] = slot
+        drain()
+    }
+
+    private func drain() {
+        var lastWrite: EventLoopFuture<Void>? = nil
+        while let slot = slots[headSlot], slot.done {
+            slots[headSlot] = nil
+            headSlot += 1
+            guard let response = slot.response else { continue }
+            var bytes = response.jsonBytes
+            bytes.append(UInt8(ascii: "\n"))
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: promise)
+            lastWrite = promise.futureResult
+        }
+        if let lastWrite {
+            lastActivity = .now()
+            context.flush()
+            if closing, slots.isEmpty {
+                let channel = context.channel
+                lastWrite.whenComplete { _ in channel.close(promise: nil) }
+            }
+        } else if closing, slots.isEmpty {
+            context.close(promise: nil)
+        }
+        if readPaused, slots.count < settings.maxPipelinedRequests {
+            readPaused = false
+            context.read()
+        }
+    }
+
+    private func checkIdle() {
+        guard slots.isEmpty, !closing else { return }
+        if NIODeadline.now() - lastActivity >= settings.idleTimeout {
+            logger.debug("closing idle connection", metadata: ["peer": .string(peer.description)])
+            closing = true
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Logging
+
+    /// One line per request: never params or results (they hold secrets), only what identifies it.
+    private func logOutcome(method: String?, requestId: String, error: VaultError?, startedAt: NIODeadline) {
+        let micros = (NIODeadline.now() - startedAt).nanoseconds / 1000
+        var metadata: Logger.Metadata = [
+            "requestId": .string(requestId), "method": .string(method.map { String($0.prefix(64)) } ?? "-"),
+            "uid": .stringConvertible(peer.uid), "pid": .stringConvertible(peer.pid), "micros": .stringConvertible(micros),
+        ]
+        if let error {
+            metadata["code"] = .string(error.code.name)
+            if let reason = error.reason { metadata["reason"] = .string(reason) }
+            let level: Logger.Level = error.code == .internalError ? .error : .info
+            logger.log(level: level, "request failed", metadata: metadata)
+        } else {
+            logger.debug("request done", metadata: metadata)
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import Glibc
+
+/// The two systemd protocols the daemon speaks, without libsystemd: readiness notification
+/// (`sd_notify(3)`: a datagram to `$NOTIFY_SOCKET`) and socket activation (`sd_listen_fds(3)`).
+public enum Systemd {
+    /// Sends `state` (e.g. `READY=1`) to the service manager; a no-op outside systemd.
+    /// Abstract socket names (`@...`) are supported.
+    @discardableResult
+    public static func notify(_ state: String) -> Bool {
+        guard let raw = getenv("NOTIFY_SOCKET") else { return false }
+        var path = Array(String(cString: raw).utf8)
+        guard !path.isEmpty, path[0] == UInt8(ascii: "/") || path[0] == UInt8(ascii: "@") else { return false }
+        if path[0] == UInt8(ascii: "@") { path[0] = 0 }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.count < capacity || (path[0] == 0 && path.count <= capacity) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            buffer.copyBytes(from: path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count + (path[0] == 0 ? 0 : 1))
+        let message = Array(state.utf8)
+        let sent = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
+                message.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sockaddrPointer, length) }
+            }
+        }
+        return sent == message.count
+    }
+
+    /// The listening socket passed by systemd socket activation, if `LISTEN_PID` names this process
+    /// and `LISTEN_FDS` is at least 1 (the first one, fd 3, is used). The variables are removed so
+    /// that child processes do not inherit them.
+    public static func takeListeningSocket() -> Int32? {
+        defer {
+            unsetenv("LISTEN_PID")
+            unsetenv("LISTEN_FDS")
+            unsetenv("LISTEN_FDNAMES")
+        }
+        guard let pidText = getenv("LISTEN_PID").map({ String(cString: $0) }), let pid = Int32(pidText), pid == getpid(),
+            let countText = getenv("LISTEN_FDS").map({ String(cString: $0) }), let count = Int(countText), count >= 1
+        else { return nil }
+        let fd: Int32 = 3
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return fd
+    }
+}
