@@ -77,15 +77,44 @@ public final class GrantexVaultClient: Sendable {
     }
 
     /// Calls any method and returns its `result`. Throws `VaultError` for an error answer.
+    ///
+    /// If a reused connection turns out to have been closed by the daemon (its idle timeout can
+    /// fire just as a request is sent; the daemon never runs a request it did not read), the call is
+    /// retried once on a fresh connection. `vault.delete` is not retried: after a daemon crash its
+    /// retry could report `NOT_FOUND` for a delete that did happen.
     public func call(_ method: String, params: JSONObject? = nil) async throws -> JSONValue {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let (channel, fresh) = try await connectedChannel()
+            do {
+                return try await call(method, params: params, on: channel)
+            } catch NotSent.closed where attempt < 3 {
+                continue  // the request never left this process: retrying cannot run it twice
+            } catch NotSent.closed {
+                throw VaultConnectionError.connectionClosed(socketPath)
+            } catch VaultConnectionError.connectionClosed where !fresh && attempt == 1 && method != RPCMethod.delete {
+                continue
+            }
+        }
+    }
+
+    /// A request that could not be written because the connection was already closed.
+    private enum NotSent: Error {
+        case closed
+    }
+
+    private func call(_ method: String, params: JSONObject?, on channel: Channel) async throws -> JSONValue {
         let id = nextId.add(1, ordering: .relaxed).oldValue
         let request = RPCRequest(id: .int(id), method: method, params: params)
         var bytes = request.json.jsonBytes
         bytes.append(UInt8(ascii: "\n"))
-        let channel = try await connectedChannel()
+        guard channel.isActive else { throw NotSent.closed }
         let promise = channel.eventLoop.makePromise(of: JSONValue.self)
         let outgoing = OutgoingRequest(line: channel.allocator.buffer(bytes: bytes), expectedId: id, promise: promise)
-        channel.writeAndFlush(outgoing).whenFailure { promise.fail($0) }
+        channel.writeAndFlush(outgoing).whenFailure { error in
+            promise.fail((error as? ChannelError) == .ioOnClosedChannel ? NotSent.closed : error)
+        }
         let answer: JSONValue
         do {
             answer = try await promise.futureResult.get()
@@ -93,6 +122,8 @@ public final class GrantexVaultClient: Sendable {
             throw error
         } catch let error as VaultError {
             throw error
+        } catch NotSent.closed {
+            throw NotSent.closed
         } catch {
             throw VaultConnectionError.connectionClosed(socketPath)
         }
@@ -102,7 +133,8 @@ public final class GrantexVaultClient: Sendable {
         }
     }
 
-    private func connectedChannel() async throws -> Channel {
+    /// The open connection, or a new one; `fresh` is true when it was opened by this call.
+    private func connectedChannel() async throws -> (channel: Channel, fresh: Bool) {
         enum Next {
             case ready(Channel)
             case wait(EventLoopFuture<Channel>)
@@ -129,14 +161,14 @@ public final class GrantexVaultClient: Sendable {
         }
         switch next {
         case .ready(let channel):
-            return channel
+            return (channel, false)
         case .wait(let future):
             do {
                 let channel = try await future.get()
                 connection.withLock { state in
                     if case .connecting(let pending) = state, pending === future { state = .connected(channel) }
                 }
-                return channel
+                return (channel, true)
             } catch {
                 connection.withLock { state in
                     if case .connecting(let pending) = state, pending === future { state = .idle }

@@ -17,8 +17,18 @@ public struct FieldReader: Sendable {
         self.object = object ?? JSONObject()
         self.role = .params
         for key in self.object.keys where !allowed.contains(key) {
-            throw VaultError(.badRequest, "Unknown parameter '\(key.prefix(64))'")
+            let known = allowed.isEmpty ? "this method takes no parameters" : "allowed: " + allowed.sorted().joined(separator: ", ")
+            throw VaultError(.badRequest, "Unknown parameter \(Self.quotedIfSafe(key))(\(known))")
         }
+    }
+
+    /// Client input is echoed in an error only when it looks like a parameter name: letters only, at
+    /// most 32. Anything else might be a token pasted in the wrong place.
+    static func quotedIfSafe(_ name: String) -> String {
+        guard (1...32).contains(name.utf8.count), name.utf8.allSatisfy({ (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else {
+            return ""
+        }
+        return "'\(name)' "
     }
 
     /// Reads `object` as a reply from the daemon.

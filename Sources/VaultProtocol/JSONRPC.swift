@@ -41,7 +41,9 @@ public struct RPCRequest: Sendable {
             return .failure(RPCFailure(id: answerId, error: VaultError(.invalidRequest, "Member 'method' must be a string")))
         }
         for key in object.keys where !["jsonrpc", "id", "method", "params"].contains(key) {
-            return .failure(RPCFailure(id: answerId, error: VaultError(.invalidRequest, "Unknown request member '\(key.prefix(64))'")))
+            return .failure(RPCFailure(
+                id: answerId,
+                error: VaultError(.invalidRequest, "Unknown request member \(FieldReader.quotedIfSafe(key))(allowed: jsonrpc, id, method, params)")))
         }
         var params: JSONObject? = nil
         switch object["params"] {

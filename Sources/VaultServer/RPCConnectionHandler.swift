@@ -66,6 +66,8 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         var writes: Int
     }
 
+    /// Only these names reach the log: an unknown "method" is client input and could be anything.
+    private static let knownMethods: Set<String> = RPCMethod.management.union([RPCMethod.exchange, RPCMethod.health])
     private static let writeMethods: Set<String> = [RPCMethod.store, RPCMethod.delete, RPCMethod.revoke]
 
     private static func isWrite(_ value: JSONValue) -> Bool {
@@ -310,7 +312,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     private func logOutcome(method: String?, requestId: String, error: VaultError?, startedAt: NIODeadline) {
         let micros = (NIODeadline.now() - startedAt).nanoseconds / 1000
         var metadata: Logger.Metadata = [
-            "requestId": .string(requestId), "method": .string(method.map { String($0.prefix(64)) } ?? "-"),
+            "requestId": .string(requestId), "method": .string(method.map { Self.knownMethods.contains($0) ? $0 : "<unknown>" } ?? "-"),
             "uid": .stringConvertible(peer.uid), "pid": .stringConvertible(peer.pid), "micros": .stringConvertible(micros),
         ]
         if let error {

@@ -119,9 +119,10 @@ public final class VaultServer: Service, Sendable {
         if Self.somethingListens(at: path) {
             throw ServerStartError(message: "another process is already listening on \(path); stop it or choose another --socket")
         }
-        // The socket file is created with mode 0600 (umask 0177) and only then opened up to the
-        // configured mode: there is no moment at which it is more open than asked.
-        let previousMask = umask(0o177)
+        // The socket file is created with exactly the configured mode (the umask is its complement,
+        // so for 0600 it is ssh-agent's 0177): it is never more open than asked, and it is never less
+        // open either, so clients that connect as soon as it exists are not refused.
+        let previousMask = umask(~configuration.socketMode & 0o777)
         defer { umask(previousMask) }
         let channel: Channel
         do {

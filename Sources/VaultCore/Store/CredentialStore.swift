@@ -584,6 +584,9 @@ public final class CredentialStore: Sendable {
             closeDescriptor(writer.descriptor)
             writer.descriptor = -1
         }
+        // Unlock explicitly: a process forked by another thread holds a copy of the descriptor until
+        // it execs, and closing ours alone would leave the lock held through that copy.
+        flock(lockDescriptor, LOCK_UN)
         closeDescriptor(lockDescriptor)
     }
 

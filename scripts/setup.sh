@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what the build needs and is missing: libsodium's headers (Debian's libsodium-dev).
+# Safe to run again; does nothing when everything is present.
+set -euo pipefail
+
+if ! pkg-config --exists libsodium 2>/dev/null; then
+    echo "setup: installing libsodium-dev" >&2
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config libsodium-dev >/dev/null
+fi
+# The access-control tests run a client as another uid with setpriv (util-linux).
+command -v setpriv >/dev/null 2>&1 || {
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null
+}
