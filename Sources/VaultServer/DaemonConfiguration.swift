@@ -21,6 +21,8 @@ public struct DaemonFlags: Sendable {
     public var dev = false
     public var logLevel: String?
     public var logFormat: String?
+    public var exchangeFailureBurst: String?
+    public var exchangeFailureRate: String?
 
     public init() {}
 }
@@ -60,13 +62,17 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var logLevel: Logger.Level
     public var logFormat: StderrLogHandler.Format
     public var dev: Bool
+    /// Failed exchanges a peer uid may make at once, and per second after that.
+    public var exchangeFailureBurst: Double
+    public var exchangeFailureRate: Double
     /// In `--dev`: the folder holding everything.
     public var devDirectory: String?
 
     /// Settings a config file may hold: the long flag names without `--`.
     static let fileKeys: Set<String> = [
         "socket", "socket-mode", "state-dir", "key-file", "issuer", "jwks", "developer-id", "audience", "leeway",
-        "admin-uid", "admin-gid", "max-line-bytes", "idle-timeout", "log-level", "log-format",
+        "admin-uid", "admin-gid", "max-line-bytes", "idle-timeout", "log-level", "log-format", "exchange-failure-burst",
+        "exchange-failure-rate",
     ]
     static let repeatableKeys: Set<String> = ["developer-id", "admin-uid", "admin-gid"]
 
@@ -120,6 +126,15 @@ public struct DaemonConfiguration: Sendable, Equatable {
         guard let logFormat = StderrLogHandler.Format(rawValue: formatText.lowercased()) else {
             throw ConfigurationError(message: "--log-format must be text or json")
         }
+        func positive(_ text: String?, _ name: String, default value: Double) throws(ConfigurationError) -> Double {
+            guard let text else { return value }
+            guard let parsed = Double(text), parsed > 0, parsed <= 1_000_000 else {
+                throw ConfigurationError(message: "--\(name) must be a positive number, not '\(text.prefix(16))'")
+            }
+            return parsed
+        }
+        let burst = try positive(single(flags.exchangeFailureBurst, "exchange-failure-burst"), "exchange-failure-burst", default: 20)
+        let rate = try positive(single(flags.exchangeFailureRate, "exchange-failure-rate"), "exchange-failure-rate", default: 5)
         let developerIds = multiple(flags.developerIds, "developer-id")
         if developerIds.contains(where: \.isEmpty) { throw ConfigurationError(message: "--developer-id must not be empty") }
 
@@ -128,7 +143,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
             issuer: single(flags.issuer, "issuer") ?? defaultIssuer, jwksPath: single(flags.jwks, "jwks"),
             developerIds: developerIds, audience: single(flags.audience, "audience"), leewaySeconds: leeway,
             adminUids: adminUids, adminGids: adminGids, maxLineBytes: maxLine, idleTimeoutSeconds: idle,
-            logLevel: logLevel, logFormat: logFormat, dev: flags.dev, devDirectory: devDirectory)
+            logLevel: logLevel, logFormat: logFormat, dev: flags.dev, exchangeFailureBurst: burst, exchangeFailureRate: rate,
+            devDirectory: devDirectory)
     }
 
     private static func integer(_ text: String?, name: String, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {

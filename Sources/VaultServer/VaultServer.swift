@@ -185,8 +185,10 @@ public final class VaultServer: Service, Sendable {
         // Blocks until every queued write is durable and answered (through its event loop).
         let store = service.store
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let audit = service.audit
             DispatchQueue.global().async {
                 store.close()
+                audit.close()
                 continuation.resume()
             }
         }

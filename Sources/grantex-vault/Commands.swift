@@ -178,8 +178,8 @@ struct Health: AsyncParsableCommand {
 
 /// Plain-text tables for people.
 enum Table {
-    static func render(header: [String], rows: [[String]]) -> String {
-        if rows.isEmpty { return "No credentials." }
+    static func render(header: [String], rows: [[String]], empty: String = "No credentials.") -> String {
+        if rows.isEmpty { return empty }
         var widths = header.map(\.count)
         for row in rows {
             for (column, cell) in row.enumerated() { widths[column] = max(widths[column], cell.count) }

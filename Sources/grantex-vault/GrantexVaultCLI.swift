@@ -12,7 +12,8 @@ struct GrantexVaultCLI: AsyncParsableCommand {
         abstract: "Operate a grantex-vaultd credential vault.",
         version: GrantexVaultVersion.current,
         subcommands: [
-            Keygen.self, Store.self, List.self, Get.self, Delete.self, Exchange.self, Status.self, Health.self,
+            Keygen.self, Store.self, List.self, Get.self, Delete.self, Exchange.self, Revoke.self, Revoked.self, Audit.self,
+            Status.self, Health.self, Dev.self,
         ])
 
     static func main() async {

@@ -33,6 +33,8 @@ struct GrantexVaultd: AsyncParsableCommand {
     @Flag(help: "Development mode: everything under ./.grantex-vault/, key created on first start.") var dev = false
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String?
     @Option(help: "text or json.") var logFormat: String?
+    @Option(help: "Failed exchanges a peer uid may make at once before RATE_LIMITED (default 20).") var exchangeFailureBurst: String?
+    @Option(help: "Failed exchanges per second a peer uid may make after the burst (default 5).") var exchangeFailureRate: String?
 
     func run() async throws {
         var flags = DaemonFlags()
@@ -53,6 +55,8 @@ struct GrantexVaultd: AsyncParsableCommand {
         flags.dev = dev
         flags.logLevel = logLevel
         flags.logFormat = logFormat
+        flags.exchangeFailureBurst = exchangeFailureBurst
+        flags.exchangeFailureRate = exchangeFailureRate
         do {
             try await Daemon(flags: flags).run()
         } catch let failure as StartupFailure {
@@ -101,8 +105,21 @@ struct Daemon {
         } catch {
             throw StartupFailure(message: error.message)
         }
-        let policy = AccessPolicy(daemonUid: geteuid(), adminUids: configuration.adminUids, adminGids: configuration.adminGids)
-        let service = VaultService(store: store, policy: policy, info: ServiceInfo(issuer: configuration.issuer, startedAt: clock.now()), clock: clock)
+        let audit: AuditLog
+        let verifier: GrantVerifier
+        do {
+            audit = try AuditLog.open(directory: configuration.stateDirectory, masterKey: masterKey, clock: clock, logger: logger)
+            let (keys, grantPolicy) = try Self.grantSettings(configuration, logger: logger)
+            verifier = GrantVerifier(keys: keys, policy: grantPolicy)
+        } catch {
+            store.close()
+            throw error
+        }
+        let service = VaultService(
+            store: store, audit: audit, verifier: verifier, policy: Self.accessPolicy(configuration),
+            info: ServiceInfo(startedAt: clock.now()),
+            rateLimiter: FailureRateLimiter(burst: configuration.exchangeFailureBurst, perSecond: configuration.exchangeFailureRate),
+            clock: clock)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: ProcessInfo.processInfo.activeProcessorCount)
         let server = VaultServer(
@@ -122,13 +139,69 @@ struct Daemon {
         Systemd.notify("READY=1\nSTATUS=Serving \(store.count) credentials on \(listeningOn)")
         if configuration.dev { printQuickStart(configuration) }
 
-        let reload = ReloadSignal(logger: logger)
+        let flags = self.flags
+        let reload = ReloadSignal(logger: logger) {
+            // SIGHUP: re-read the config file and the JWKS; on any error keep what runs now.
+            do {
+                let fresh = try DaemonConfiguration.resolve(
+                    flags: flags, environment: ProcessInfo.processInfo.environment,
+                    workingDirectory: FileManager.default.currentDirectoryPath)
+                let (keys, grantPolicy) = try Self.grantSettings(fresh, logger: logger)
+                verifier.reconfigure(keys: keys, policy: grantPolicy)
+                service.policy = Self.accessPolicy(fresh)
+                logger.info("reloaded configuration and keys", metadata: ["jwksKeyIds": .string(verifier.keyIds.joined(separator: ","))])
+            } catch {
+                logger.error("reload failed; keeping the previous configuration and keys", metadata: ["error": .string("\(error)")])
+            }
+        }
         let serviceGroup = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await serviceGroup.run()
         reload.cancel()
         try? await group.shutdownGracefully()
+    }
+
+    static func accessPolicy(_ configuration: DaemonConfiguration) -> AccessPolicy {
+        AccessPolicy(daemonUid: geteuid(), adminUids: configuration.adminUids, adminGids: configuration.adminGids)
+    }
+
+    /// The JWKS and grant policy of `configuration`; in `--dev`, the local dev issuer unless `--jwks`
+    /// is given, and developer id `dev_local` unless one is given.
+    static func grantSettings(_ configuration: DaemonConfiguration, logger: Logger) throws -> (KeySet?, GrantPolicy) {
+        var developerIds = configuration.developerIds
+        var jwksPath = configuration.jwksPath
+        if let devDirectory = configuration.devDirectory {
+            if developerIds.isEmpty { developerIds = [DevIssuer.defaultDeveloperId] }
+            if jwksPath == nil {
+                do {
+                    jwksPath = try DevIssuer.prepare(
+                        directory: devDirectory, issuer: configuration.issuer, developerId: developerIds[0], audience: configuration.audience)
+                } catch {
+                    throw StartupFailure(message: error.message)
+                }
+            }
+        }
+        var keys: KeySet? = nil
+        if let jwksPath {
+            do {
+                keys = try KeySet.load(path: jwksPath)
+            } catch {
+                throw StartupFailure(message: error.message)
+            }
+            for skipped in keys?.skipped ?? [] {
+                logger.warning("JWKS key not used", metadata: ["path": .string(jwksPath), "detail": .string(skipped)])
+            }
+        } else {
+            logger.notice("no --jwks given: every vault.exchange is refused (unknown_key)")
+        }
+        if developerIds.isEmpty {
+            logger.notice("no --developer-id given: every vault.exchange is refused (wrong_developer)")
+        }
+        let policy = GrantPolicy(
+            issuer: configuration.issuer, developerIds: Set(developerIds), audience: configuration.audience,
+            leewaySeconds: configuration.leewaySeconds)
+        return (keys, policy)
     }
 
     private func prepareDevDirectory(_ directory: String, keyFile: String, logger: Logger) throws {
@@ -154,10 +227,12 @@ struct Daemon {
               socket:    \(socket)
               state:     \(configuration.stateDirectory)
               key:       \(configuration.keyFile)
-            Try, in another shell:
+            Try, in another shell in this folder:
               export GRANTEX_VAULT_SOCKET=\(socket)
               printf %s 'gho_example_token' | grantex-vault store --principal-id alice --service github
               grantex-vault list
+              export GRANTEX_GRANT_TOKEN=$(grantex-vault dev token --principal-id alice --scope github:read)
+              grantex-vault exchange --service github
             Stop with Ctrl-C.
 
             """

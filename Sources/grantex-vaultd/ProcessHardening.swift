@@ -14,12 +14,11 @@ enum ProcessHardening {
     }
 }
 
-/// SIGHUP: the conventional "reload" signal. Until configuration reload exists it is acknowledged
-/// to systemd and logged, never fatal (the default action of SIGHUP would kill the daemon).
+/// SIGHUP: reload the config file and the JWKS, told to systemd as RELOADING=1 ... READY=1.
 final class ReloadSignal {
     private let source: DispatchSourceSignal
 
-    init(logger: Logger) {
+    init(logger: Logger, reload: @escaping @Sendable () -> Void) {
         signal(SIGHUP, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         source.setEventHandler {
@@ -27,7 +26,8 @@ final class ReloadSignal {
             clock_gettime(CLOCK_MONOTONIC, &now)
             let micros = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
             Systemd.notify("RELOADING=1\nMONOTONIC_USEC=\(micros)")
-            logger.info("SIGHUP received: nothing to reload in this build")
+            logger.info("SIGHUP received: reloading")
+            reload()
             Systemd.notify("READY=1")
         }
         source.resume()

@@ -131,6 +131,8 @@ final class Daemon: @unchecked Sendable {
     let logPath: String
     private(set) var process: Process?
     let extraArguments: [String]
+    /// Replaces `extraArguments` for later starts (tests that write files into the scratch first).
+    var extraArgumentsOverride: [String]?
 
     private init(arguments: [String], scratchMode: mode_t, keyFile: String?) {
         scratch = Scratch(mode: scratchMode)
@@ -153,7 +155,8 @@ final class Daemon: @unchecked Sendable {
     }
 
     var arguments: [String] {
-        ["--socket", socketPath, "--state-dir", stateDirectory, "--key-file", keyFile, "--log-level", "debug"] + extraArguments
+        ["--socket", socketPath, "--state-dir", stateDirectory, "--key-file", keyFile, "--log-level", "debug"]
+            + (extraArgumentsOverride ?? extraArguments)
     }
 
     /// Starts the daemon and waits until its socket accepts connections.
@@ -184,6 +187,12 @@ final class Daemon: @unchecked Sendable {
 
     /// Everything the daemon wrote to stderr/stdout.
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Sends `signal` without waiting.
+    func signal(_ signal: Int32) throws {
+        guard let process else { throw HarnessError(description: "not running") }
+        kill(process.processIdentifier, signal)
+    }
 
     /// Sends `signal` and waits for the exit; returns the exit status (or 128 + signal).
     @discardableResult

@@ -117,9 +117,9 @@ struct WireProtocolTests {
 
     @Test("an idle connection is closed, and so is one that trickles an unfinished line")
     func idleTimeout() async throws {
-        let daemon = try await Daemon.started(arguments: ["--idle-timeout", "1"])
+        let daemon = try await Daemon.started(arguments: ["--idle-timeout", "2"])
         let idle = try RawConnection(daemon.socketPath)
-        #expect(idle.closesWithin(6))
+        #expect(idle.closesWithin(10))
 
         let trickle = try RawConnection(daemon.socketPath)
         var closed = false
@@ -133,12 +133,12 @@ struct WireProtocolTests {
                 break
             }
         }
-        #expect(closed, "a connection sending one byte every 250 ms outlived a 1 s idle timeout")
+        #expect(closed, "a connection sending one byte every 250 ms outlived a 2 s idle timeout")
 
         let busy = try RawConnection(daemon.socketPath)
-        for _ in 0..<6 {
+        for _ in 0..<10 {
             #expect(try busy.call(#"{"jsonrpc":"2.0","id":1,"method":"system.health"}"#)["id"] == 1)
-            try await Task.sleep(for: .milliseconds(400))
+            try await Task.sleep(for: .milliseconds(200))
         }
     }
 

@@ -65,12 +65,7 @@ public final class CredentialStore: Sendable {
     private enum Mutation {
         case put(StoredCredential)
         case delete(StoredCredential)
-
-        var id: String {
-            switch self {
-            case .put(let c), .delete(let c): return c.id
-            }
-        }
+        case revoke(Revocation)
     }
 
     private struct PendingWrite {
@@ -81,6 +76,7 @@ public final class CredentialStore: Sendable {
 
     private struct State {
         var index = CredentialIndex()
+        var revocations: [Revocation.Key: Revocation] = [:]
         var pending: [PendingWrite] = []
         var overlayById: [String: (ticket: UInt64, credential: StoredCredential?)] = [:]
         var overlayByKey: [CredentialKey: (ticket: UInt64, id: String?)] = [:]
@@ -196,6 +192,7 @@ public final class CredentialStore: Sendable {
         unlink(directory + "/" + Self.newFileName)
 
         var index = CredentialIndex()
+        var revocations: [Revocation.Key: Revocation] = [:]
         let writer: LogWriter
         let descriptor = Foundation.open(logPath, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
         if descriptor < 0 {
@@ -207,14 +204,15 @@ public final class CredentialStore: Sendable {
         } else {
             do throws(StoreOpenError) {
                 writer = try Self.load(
-                    descriptor: descriptor, path: logPath, keys: keys, memoryBox: memoryBox, into: &index, logger: logger)
+                    descriptor: descriptor, path: logPath, keys: keys, memoryBox: memoryBox, into: &index,
+                    revocations: &revocations, now: clock.now(), logger: logger)
             } catch {
                 closeDescriptor(descriptor)
                 throw error
             }
         }
         self.writer = writer
-        self.state = Mutex(State(index: index))
+        self.state = Mutex(State(index: index, revocations: revocations))
     }
 
     private static func createLog(directory: String, logPath: String, keys: SealedLog.Keys, now: Timestamp) throws(StoreOpenError) -> LogWriter {
@@ -251,7 +249,8 @@ public final class CredentialStore: Sendable {
     }
 
     private static func load(
-        descriptor: Int32, path: String, keys: SealedLog.Keys, memoryBox: SecretBox, into index: inout CredentialIndex, logger: Logger
+        descriptor: Int32, path: String, keys: SealedLog.Keys, memoryBox: SecretBox, into index: inout CredentialIndex,
+        revocations: inout [Revocation.Key: Revocation], now: Timestamp, logger: Logger
     ) throws(StoreOpenError) -> LogWriter {
         let bytes: [UInt8]
         do throws(Durable.IOError) {
@@ -281,6 +280,9 @@ public final class CredentialStore: Sendable {
                     index.upsert(credential)
                 case CredentialRecordCodec.deleteKind:
                     index.remove(id: try CredentialRecordCodec.decodeDelete(record.payload))
+                case Revocation.recordKind:
+                    let revocation = try Revocation(payload: record.payload)
+                    if !revocation.isForgotten(at: now) { revocations[revocation.key] = revocation }
                 default:
                     throw StoreOpenError(
                         kind: .unsupported,
@@ -371,6 +373,47 @@ public final class CredentialStore: Sendable {
         }
     }
 
+    /// `revoke(_:_:expiresAt:completion:)` as an async call.
+    public func revoke(_ kind: Revocation.Kind, _ value: String, expiresAt: Timestamp?) async throws(VaultError) -> Revocation {
+        let result = await withCheckedContinuation { continuation in
+            revoke(kind, value, expiresAt: expiresAt) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// Revokes a token id or grant id; `completion` runs once the revocation is durable. Revoking
+    /// again is allowed and updates `expiresAt`.
+    public func revoke(_ kind: Revocation.Kind, _ value: String, expiresAt: Timestamp?, completion: @escaping @Sendable (Result<Revocation, VaultError>) -> Void) {
+        let revocation = Revocation(kind: kind, value: value, revokedAt: clock.now(), expiresAt: expiresAt)
+        let outcome: Result<Bool, VaultError> = state.withLock { s in
+            if let refusal = s.refusal { return .failure(refusal) }
+            return .success(Self.enqueue(.revoke(revocation), in: &s) { result in completion(result.map { revocation }) })
+        }
+        switch outcome {
+        case .failure(let error): completion(.failure(error))
+        case .success(let schedule): if schedule { scheduleFlush() }
+        }
+    }
+
+    /// True when the token id or the grant id is revoked (and not yet forgotten).
+    public func isRevoked(jti: String, grantId: String) -> Bool {
+        let now = clock.now()
+        return state.withLock { s in
+            for key in [Revocation.Key(kind: .jti, value: jti), Revocation.Key(kind: .grant, value: grantId)] {
+                if let entry = s.revocations[key], !entry.isForgotten(at: now) { return true }
+            }
+            return false
+        }
+    }
+
+    /// Every revocation still in force, oldest first.
+    public var revocations: [Revocation] {
+        let now = clock.now()
+        return state.withLock { s in
+            s.revocations.values.filter { !$0.isForgotten(at: now) }.sorted { ($0.revokedAt, $0.value) < ($1.revokedAt, $1.value) }
+        }
+    }
+
     /// Deletes a credential; `completion` runs once the delete is durable, or with `NOT_FOUND`.
     public func delete(id: String, completion: @escaping @Sendable (Result<DeleteCredentialResponse, VaultError>) -> Void) {
         let outcome: Result<Bool, VaultError> = state.withLock { s in
@@ -400,6 +443,8 @@ public final class CredentialStore: Sendable {
         case .delete(let credential):
             s.overlayById[credential.id] = (ticket, nil)
             s.overlayByKey[credential.key] = (ticket, nil)
+        case .revoke:
+            break  // read from committed state only: a revocation counts once it is durable
         }
         if s.flushScheduled { return false }
         s.flushScheduled = true
@@ -442,13 +487,16 @@ public final class CredentialStore: Sendable {
                 case .put(let credential):
                     s.index.upsert(credential)
                     if s.overlayByKey[credential.key]?.ticket == write.ticket { s.overlayByKey[credential.key] = nil }
+                    if s.overlayById[credential.id]?.ticket == write.ticket { s.overlayById[credential.id] = nil }
                 case .delete(let credential):
                     s.index.remove(id: credential.id)
                     if s.overlayByKey[credential.key]?.ticket == write.ticket { s.overlayByKey[credential.key] = nil }
+                    if s.overlayById[credential.id]?.ticket == write.ticket { s.overlayById[credential.id] = nil }
+                case .revoke(let revocation):
+                    s.revocations[revocation.key] = revocation
                 }
-                if s.overlayById[write.mutation.id]?.ticket == write.ticket { s.overlayById[write.mutation.id] = nil }
             }
-            return s.index.count
+            return s.index.count + s.revocations.count
         }
         writer.mutationsSinceSnapshot?.append(contentsOf: batch.map(\.mutation))
         for write in batch { write.completion(.success(())) }
@@ -487,8 +535,11 @@ public final class CredentialStore: Sendable {
     // MARK: - Compaction
 
     private func startCompaction() {
-        let snapshot: [StoredCredential] = state.withLock { s in
-            Array(s.index.byId.values).sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        let now = clock.now()
+        let snapshot: [Mutation] = state.withLock { s in
+            let credentials = Array(s.index.byId.values).sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+            let revocations = s.revocations.values.filter { !$0.isForgotten(at: now) }.sorted { $0.revokedAt < $1.revokedAt }
+            return credentials.map(Mutation.put) + revocations.map(Mutation.revoke)
         }
         writer.mutationsSinceSnapshot = []
         let header = SealedLog.Header(
@@ -499,8 +550,8 @@ public final class CredentialStore: Sendable {
             let path = self.directory + "/" + Self.compactFileName
             var bytes = SealedLog.encodeHeader(header, keys: self.keys)
             var sequence: UInt64 = 1
-            for credential in snapshot {
-                bytes += self.sealRecord(.put(credential), sequence: sequence, header: header, offset: bytes.count)
+            for mutation in snapshot {
+                bytes += self.sealRecord(mutation, sequence: sequence, header: header, offset: bytes.count)
                 sequence += 1
             }
             let result: Result<Int32, Durable.IOError>
@@ -530,6 +581,9 @@ public final class CredentialStore: Sendable {
             return SealedLog.sealRecord(
                 kind: CredentialRecordCodec.deleteKind, payload: CredentialRecordCodec.deletePayload(id: credential.id),
                 sequence: sequence, header: header, offset: offset, keys: keys)
+        case .revoke(let revocation):
+            return SealedLog.sealRecord(
+                kind: Revocation.recordKind, payload: revocation.payload, sequence: sequence, header: header, offset: offset, keys: keys)
         }
     }
 
