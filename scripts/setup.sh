@@ -9,8 +9,14 @@ if ! pkg-config --exists libsodium 2>/dev/null; then
     $SUDO apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config libsodium-dev >/dev/null
 fi
-# The access-control tests run a client as another uid with setpriv (util-linux).
-command -v setpriv >/dev/null 2>&1 || {
+# The tests also use: setpriv (util-linux) to run a client as another uid; systemd-analyze and
+# systemd-socket-activate (systemd) to check the units and socket activation.
+missing=()
+command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+{ command -v systemd-analyze && command -v systemd-socket-activate; } >/dev/null 2>&1 || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}" >&2
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-    $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null
-}
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -134,7 +134,8 @@ public enum RPCMethod {
     public static let listRevoked = "grants.listRevoked"
     public static let health = "system.health"
     public static let status = "system.status"
+    public static let metrics = "system.metrics"
 
     /// Methods that only administrators (root, the daemon's uid, `--admin-uid`/`--admin-gid`) may call.
-    public static let management: Set<String> = [store, list, get, delete, revoke, listRevoked, status]
+    public static let management: Set<String> = [store, list, get, delete, revoke, listRevoked, status, metrics]
 }

@@ -67,7 +67,7 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Only these names reach the log: an unknown "method" is client input and could be anything.
-    private static let knownMethods: Set<String> = RPCMethod.management.union([RPCMethod.exchange, RPCMethod.health])
+    private static let knownMethods: Set<String> = RPCMethod.management.union([RPCMethod.exchange, RPCMethod.health, RPCMethod.metrics])
     private static let writeMethods: Set<String> = [RPCMethod.store, RPCMethod.delete, RPCMethod.revoke]
 
     private static func isWrite(_ value: JSONValue) -> Bool {

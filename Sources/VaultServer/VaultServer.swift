@@ -79,13 +79,15 @@ public final class VaultServer: Service, Sendable {
         let requestIds = self.requestIds
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
-            .childChannelInitializer { [connections] channel in
+            .childChannelInitializer { [connections, metrics = service.metrics] channel in
                 PeerCredentials.read(from: channel).flatMapThrowing { peer in
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(LineFrameDecoder(maxLineBytes: settings.maxLineBytes)))
                     try channel.pipeline.syncOperations.addHandler(
                         RPCConnectionHandler(service: service, peer: peer, logger: logger, settings: settings, requestIds: requestIds))
                     connections.track(channel)
+                    metrics.connectionOpened()
+                    channel.closeFuture.whenComplete { _ in metrics.connectionClosed() }
                 }
             }
         let channel: Channel

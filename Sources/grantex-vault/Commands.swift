@@ -163,6 +163,25 @@ struct Status: AsyncParsableCommand {
     }
 }
 
+struct Metrics: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the daemon's metrics in the Prometheus text format (admins only).")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let result = try await global.withClient { try await $0.call(RPCMethod.metrics) }
+        global.emit(result) { String((result.objectValue?["text"]?.stringValue ?? "").trimmingSuffix("\n")) }
+    }
+}
+
+extension String {
+    fileprivate func trimmingSuffix(_ suffix: Character) -> Substring {
+        var text = self[...]
+        while text.last == suffix { text = text.dropLast() }
+        return text
+    }
+}
+
 struct Health: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check that the daemon answers.")
 

@@ -13,7 +13,7 @@ struct GrantexVaultCLI: AsyncParsableCommand {
         version: GrantexVaultVersion.current,
         subcommands: [
             Keygen.self, Store.self, List.self, Get.self, Delete.self, Exchange.self, Revoke.self, Revoked.self, Audit.self,
-            Status.self, Health.self, Dev.self,
+            Status.self, Health.self, Metrics.self, Dev.self,
         ])
 
     static func main() async {

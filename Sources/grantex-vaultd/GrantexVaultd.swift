@@ -99,9 +99,12 @@ struct Daemon {
             throw StartupFailure(message: error.message)
         }
         let clock = VaultClock.system
+        let metrics = VaultMetrics()
         let store: CredentialStore
         do {
-            store = try CredentialStore.open(directory: configuration.stateDirectory, masterKey: masterKey, clock: clock, logger: logger)
+            store = try CredentialStore.open(
+                directory: configuration.stateDirectory, masterKey: masterKey, clock: clock, logger: logger,
+                options: StoreOptions(metrics: metrics))
         } catch {
             throw StartupFailure(message: error.message)
         }
@@ -109,34 +112,50 @@ struct Daemon {
         let verifier: GrantVerifier
         do {
             audit = try AuditLog.open(directory: configuration.stateDirectory, masterKey: masterKey, clock: clock, logger: logger)
-            let (keys, grantPolicy) = try Self.grantSettings(configuration, logger: logger)
-            verifier = GrantVerifier(keys: keys, policy: grantPolicy)
         } catch {
             store.close()
+            throw StartupFailure(message: error.message)
+        }
+        do {
+            let (keys, grantPolicy) = try Self.grantSettings(configuration, logger: logger)
+            verifier = GrantVerifier(keys: keys, policy: grantPolicy, metrics: metrics)
+        } catch {
+            store.close()
+            audit.close()
             throw error
         }
         let service = VaultService(
             store: store, audit: audit, verifier: verifier, policy: Self.accessPolicy(configuration),
             info: ServiceInfo(startedAt: clock.now()),
             rateLimiter: FailureRateLimiter(burst: configuration.exchangeFailureBurst, perSecond: configuration.exchangeFailureRate),
-            clock: clock)
+            metrics: metrics, clock: clock)
 
+        let inheritedSocket: Int32?
+        do {
+            inheritedSocket = try Systemd.takeListeningSocket()
+        } catch {
+            store.close()
+            audit.close()
+            throw StartupFailure(message: error.message)
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: ProcessInfo.processInfo.activeProcessorCount)
         let server = VaultServer(
             configuration: ServerConfiguration(
                 socketPath: configuration.socketPath, socketMode: configuration.socketMode,
                 maxLineBytes: configuration.maxLineBytes, idleTimeoutSeconds: configuration.idleTimeoutSeconds,
-                inheritedSocket: Systemd.takeListeningSocket()),
+                inheritedSocket: inheritedSocket),
             service: service, logger: logger, group: group, clock: clock)
         let listeningOn: String
         do {
             listeningOn = try await server.start()
         } catch {
             store.close()
+            audit.close()
             try? await group.shutdownGracefully()
             throw StartupFailure(message: "\(error)")
         }
         Systemd.notify("READY=1\nSTATUS=Serving \(store.count) credentials on \(listeningOn)")
+        let watchdog = Systemd.startWatchdog(on: group.next())
         if configuration.dev { printQuickStart(configuration) }
 
         let flags = self.flags
@@ -158,6 +177,7 @@ struct Daemon {
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await serviceGroup.run()
+        watchdog?.cancel()
         reload.cancel()
         try? await group.shutdownGracefully()
     }

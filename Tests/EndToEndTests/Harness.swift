@@ -134,6 +134,9 @@ final class Daemon: @unchecked Sendable {
     /// Replaces `extraArguments` for later starts (tests that write files into the scratch first).
     var extraArgumentsOverride: [String]?
 
+    /// Extra environment variables of the daemon process.
+    var environment: [String: String] = [:]
+
     private init(arguments: [String], scratchMode: mode_t, keyFile: String?) {
         scratch = Scratch(mode: scratchMode)
         socketPath = scratch.file("vaultd.sock")
@@ -144,8 +147,11 @@ final class Daemon: @unchecked Sendable {
     }
 
     /// Creates a key with `grantex-vault keygen` (unless `keyFile` is given) and starts the daemon.
-    static func started(arguments: [String] = [], scratchMode: mode_t = 0o700, keyFile: String? = nil) async throws -> Daemon {
+    static func started(
+        arguments: [String] = [], scratchMode: mode_t = 0o700, keyFile: String? = nil, environment: [String: String] = [:]
+    ) async throws -> Daemon {
         let daemon = Daemon(arguments: arguments, scratchMode: scratchMode, keyFile: keyFile)
+        daemon.environment = environment
         if keyFile == nil {
             let keygen = try await run(Binaries.cli, ["keygen", daemon.keyFile])
             guard keygen.status == 0 else { throw HarnessError(description: "keygen failed: \(keygen.stderr)") }
@@ -164,7 +170,11 @@ final class Daemon: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Binaries.daemon)
         process.arguments = arguments
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        var env = ProcessInfo.processInfo.environment
+        for key in ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "WATCHDOG_USEC", "WATCHDOG_PID"] { env[key] = nil }
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         try log.seekToEnd()
         process.standardError = log
@@ -187,6 +197,8 @@ final class Daemon: @unchecked Sendable {
 
     /// Everything the daemon wrote to stderr/stdout.
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    var pid: Int32? { process?.processIdentifier }
 
     /// Sends `signal` without waiting.
     func signal(_ signal: Int32) throws {

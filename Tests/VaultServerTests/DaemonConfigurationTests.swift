@@ -101,3 +101,20 @@ struct DaemonConfigurationTests {
         }
     }
 }
+
+@Suite("Shipped example config")
+struct ExampleConfigTests {
+    @Test("config/vaultd.conf.example is accepted by the daemon's parser and resolves")
+    func exampleParses() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("config/vaultd.conf.example").path
+        let settings = try DaemonConfiguration.parseConfigFile(path: path)
+        #expect(settings["issuer"] == ["https://grantex.dev"])
+        #expect(settings["log-format"] == ["json"])
+        var flags = DaemonFlags()
+        flags.config = path
+        let config = try DaemonConfiguration.resolve(flags: flags, environment: [:], workingDirectory: "/")
+        #expect(config.jwksPath == "/etc/grantex-vault/jwks.json")
+        #expect(config.logFormat == .json)
+    }
+}

@@ -81,9 +81,11 @@ public final class GrantVerifier: Sendable {
     private let configuration: Mutex<Configuration>
     private let cache = Mutex<[[UInt8]: CacheEntry]>([:])
     private let counters = Mutex<(hits: Int, misses: Int)>((0, 0))
+    private let metrics: VaultMetrics?
 
-    public init(keys: KeySet?, policy: GrantPolicy) {
+    public init(keys: KeySet?, policy: GrantPolicy, metrics: VaultMetrics? = nil) {
         configuration = Mutex(Configuration(keys: keys, policy: policy))
+        self.metrics = metrics
     }
 
     /// Installs new keys and policy (SIGHUP reload); cached verifications are dropped.
@@ -116,9 +118,11 @@ public final class GrantVerifier: Sendable {
         let digest = Sodium.hash(Array(token.utf8))
         if let cached = cache.withLock({ $0[digest] }) {
             counters.withLock { $0.hits += 1 }
+            metrics?.recordTokenCache(hit: true)
             return checkClaims(cached.claims, policy: config.policy, now: now)
         }
         counters.withLock { $0.misses += 1 }
+        metrics?.recordTokenCache(hit: false)
         let claims: GrantClaims
         switch verifySignatureAndShape(token, keys: config.keys) {
         case .failure(let refusal): return .failure(refusal)

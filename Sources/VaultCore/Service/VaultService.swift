@@ -30,6 +30,7 @@ public final class VaultService: Sendable {
     public let store: CredentialStore
     public let verifier: GrantVerifier
     public let audit: AuditLog
+    public let metrics: VaultMetrics
     private let accessPolicy: Mutex<AccessPolicy>
     private let rateLimiter: FailureRateLimiter
     private let info: ServiceInfo
@@ -37,8 +38,9 @@ public final class VaultService: Sendable {
 
     public init(
         store: CredentialStore, audit: AuditLog, verifier: GrantVerifier, policy: AccessPolicy, info: ServiceInfo,
-        rateLimiter: FailureRateLimiter = FailureRateLimiter(), clock: VaultClock = .system
+        rateLimiter: FailureRateLimiter = FailureRateLimiter(), metrics: VaultMetrics = VaultMetrics(), clock: VaultClock = .system
     ) {
+        self.metrics = metrics
         self.store = store
         self.audit = audit
         self.verifier = verifier
@@ -58,7 +60,15 @@ public final class VaultService: Sendable {
 
     /// Runs one request. Access is checked before params are read, so a peer that may not manage
     /// learns nothing about the store from validation errors.
-    public func handle(_ request: RPCRequest, context: RequestContext, completion: @escaping Completion) {
+    public func handle(_ request: RPCRequest, context: RequestContext, completion original: @escaping Completion) {
+        let started = ContinuousClock.now
+        let metrics = self.metrics
+        let method = request.method
+        let completion: Completion = { result in
+            metrics.recordRequest(method: method, code: result.failure?.code.name)
+            if method == RPCMethod.exchange { metrics.recordExchange(ContinuousClock.now - started) }
+            original(result)
+        }
         if RPCMethod.management.contains(request.method), !policy.mayManage(context.peer) {
             completion(.failure(VaultError(.forbidden, "Method \(request.method) is not allowed for uid \(context.peer.uid)")))
             return
@@ -74,6 +84,7 @@ public final class VaultService: Sendable {
             case RPCMethod.listRevoked: completion(.success(try processListRevoked(request.params)))
             case RPCMethod.health: completion(.success(try processHealth(request.params)))
             case RPCMethod.status: completion(.success(try processStatus(request.params)))
+            case RPCMethod.metrics: completion(.success(try processMetrics(request.params)))
             default:
                 // The name is not echoed: a confused client may have put a token there.
                 throw VaultError(.methodNotFound, "Method not found")
@@ -246,6 +257,13 @@ public final class VaultService: Sendable {
     private func processHealth(_ params: JSONObject?) throws(VaultError) -> JSONValue {
         _ = try FieldReader(params: params, allowed: [])
         return .object(["status": .string("ok"), "version": .string(GrantexVaultVersion.current)])
+    }
+
+    private func processMetrics(_ params: JSONObject?) throws(VaultError) -> JSONValue {
+        _ = try FieldReader(params: params, allowed: [])
+        let text = metrics.render(
+            credentialCount: store.count, revokedCount: store.revocations.count, auditEntryCount: audit.entryCount)
+        return .object(["contentType": "text/plain; version=0.0.4; charset=utf-8", "text": .string(text)])
     }
 
     private func processStatus(_ params: JSONObject?) throws(VaultError) -> JSONValue {

@@ -16,9 +16,12 @@ public struct StoreOptions: Sendable {
     /// Compaction runs once the log holds at least this many records and more than twice as many
     /// records as live credentials.
     public var compactionMinimumRecords: Int = 4096
+    /// Where write-batch (fsync) latencies are recorded.
+    public var metrics: VaultMetrics?
 
-    public init(compactionMinimumRecords: Int = 4096) {
+    public init(compactionMinimumRecords: Int = 4096, metrics: VaultMetrics? = nil) {
         self.compactionMinimumRecords = compactionMinimumRecords
+        self.metrics = metrics
     }
 }
 
@@ -470,9 +473,11 @@ public final class CredentialStore: Sendable {
             bytes += sealRecord(write.mutation, sequence: writer.nextSequence, header: writer.header, offset: writer.fileEnd + bytes.count)
             writer.nextSequence += 1
         }
+        let started = ContinuousClock.now
         do throws(Durable.IOError) {
             try Durable.pwriteAll(writer.descriptor, bytes, at: Int64(writer.fileEnd), path: logPath)
             try Durable.dataSync(writer.descriptor, path: logPath)
+            options.metrics?.recordFsync(ContinuousClock.now - started)
         } catch {
             writer.nextSequence = startSequence
             recoverFromFailedWrite(batch, error: error)
