@@ -76,6 +76,7 @@ struct Daemon {
 
     func run() async throws {
         ProcessHardening.apply()
+        let shutdownSignals = ShutdownSignals()
         let configuration: DaemonConfiguration
         do {
             configuration = try DaemonConfiguration.resolve(
@@ -173,9 +174,11 @@ struct Daemon {
                 logger.error("reload failed; keeping the previous configuration and keys", metadata: ["error": .string("\(error)")])
             }
         }
-        let serviceGroup = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(services: [.init(service: server)], logger: logger)
+        // Bounded shutdown: the unit's TimeoutStopSec is 30 s; queued writes take milliseconds.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(20)
+        let serviceGroup = ServiceGroup(configuration: groupConfiguration)
+        await shutdownSignals.attach(serviceGroup)
         try await serviceGroup.run()
         watchdog?.cancel()
         reload.cancel()

@@ -1,6 +1,7 @@
 import CVaultSystem
 import Foundation
 import Logging
+import ServiceLifecycle
 import VaultServer
 
 /// Process-level protections that hold with or without systemd (ssh-agent does the same): no core
@@ -37,4 +38,46 @@ final class ReloadSignal {
     func cancel() {
         source.cancel()
     }
+}
+
+/// SIGTERM and SIGINT, caught from the first moment of the process: a signal that arrives while the
+/// daemon is still starting (socket activation answers the first connection early) is remembered and
+/// becomes a graceful shutdown as soon as the service group exists, instead of killing the process
+/// by the default action.
+final class ShutdownSignals: @unchecked Sendable {
+    // @unchecked: `group` and `pending` are only touched under `lock`; the sources are immutable.
+    private let lock = NSLock()
+    private var group: ServiceGroup?
+    private var pending = false
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in self?.received() }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    private func received() {
+        let target: ServiceGroup? = lock.withLock {
+            pending = true
+            return group
+        }
+        if let target { Task { await target.triggerGracefulShutdown() } }
+    }
+
+    /// Hands over to `group`; a signal received before is delivered now.
+    func attach(_ group: ServiceGroup) async {
+        let deliver = lock.withLock {
+            self.group = group
+            return pending
+        }
+        if deliver { await group.triggerGracefulShutdown() }
+    }
+
+    /// True when SIGTERM or SIGINT was received.
+    var requested: Bool { lock.withLock { pending } }
 }

@@ -83,6 +83,25 @@ struct DurabilityTests {
         #expect(try await daemon.stop(signal: SIGTERM) == 0)
     }
 
+    @Test("SIGTERM while the daemon is still starting is a graceful shutdown, not a kill", arguments: 0..<3)
+    func sigtermDuringStartup(round: Int) async throws {
+        let scratch = Scratch()
+        let key = scratch.file("vault.key")
+        #expect(try await run(Binaries.cli, ["keygen", key]).status == 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.daemon)
+        process.arguments = ["--socket", scratch.file("s.sock"), "--state-dir", scratch.file("state"), "--key-file", key]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // As early as possible: as soon as the socket file exists (round 0), or a little later.
+        while !FileManager.default.fileExists(atPath: scratch.file("s.sock")) && process.isRunning { try await Task.sleep(for: .microseconds(200)) }
+        if round > 0 { try await Task.sleep(for: .milliseconds(round * 3)) }
+        kill(process.processIdentifier, SIGTERM)
+        try await waitFor { !process.isRunning }
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+    }
+
     @Test("startup refuses a missing, malformed, exposed or wrong key with one line naming the file")
     func keyChecks() async throws {
         let scratch = Scratch()
@@ -172,10 +191,7 @@ struct DurabilityTests {
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardError = FileHandle.nullDevice
         try process.run()
-        defer {
-            kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
-        }
+        defer { kill(process.processIdentifier, SIGTERM) }
         let socket = scratch.file(".grantex-vault/vaultd.sock")
         let deadline = Date().addingTimeInterval(20)
         while !RawConnection.canConnect(socket), Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }

@@ -221,10 +221,9 @@ final class Daemon: @unchecked Sendable {
     func client() -> GrantexVaultClient { GrantexVaultClient(socketPath: socketPath) }
 
     deinit {
-        if let process, process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        // SIGKILL only: Foundation's waitUntilExit() spins forever when called on another thread
+        // than the one that launched the process, and Foundation reaps the child itself.
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
 
