@@ -35,6 +35,7 @@ let package = Package(
             name: "VaultCore",
             dependencies: [
                 "CSodium",
+                "CVaultSystem",
                 "VaultProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -6,7 +6,12 @@
 /// prctl (a variadic function), hence this one-line C shim. Returns 0 on success, -1 on error.
 int vault_set_non_dumpable(void);
 
-/// 1 when the process is dumpable, 0 when not, -1 on error.
-int vault_is_dumpable(void);
+
+#include <sys/types.h>
+
+/// Reserves disk blocks for [offset, offset + length) of fd without changing the file size
+/// (fallocate with FALLOC_FL_KEEP_SIZE), so later appends into that range cannot fail for lack of
+/// space. Returns 0 on success, else an errno value (EOPNOTSUPP where the filesystem cannot).
+int vault_reserve_space(int fd, off_t offset, off_t length);
 
 #endif

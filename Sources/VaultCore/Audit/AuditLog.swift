@@ -1,3 +1,4 @@
+import CVaultSystem
 import Foundation
 import Logging
 import Synchronization
@@ -87,8 +88,14 @@ public final class AuditLog: Sendable {
     public static let fileName = "audit.log"
     public static let syncInterval: TimeInterval = 1
 
+    /// Disk space reserved ahead of the end of the log, so that audit appends (and with them
+    /// exchanges) keep working when the disk fills up: 1 MiB holds several thousand entries.
+    static let reservation = 1 << 20
+
     private struct State {
         var descriptor: Int32
+        /// End of the space reserved with `vault_reserve_space`.
+        var reservedEnd = 0
         var header: SealedLog.Header
         var fileEnd: Int
         var nextSequence: UInt64
@@ -166,6 +173,8 @@ public final class AuditLog: Sendable {
         self.path = path
         self.keys = keys
         self.chainKey = chainKey
+        var state = state
+        Self.reserve(&state)
         self.state = Mutex(state)
         self.logger = logger
         scheduleSync()
@@ -190,7 +199,7 @@ public final class AuditLog: Sendable {
                 try Durable.pwriteAll(s.descriptor, record, at: Int64(s.fileEnd), path: path)
             } catch {
                 // Cut back a partial write so the log stays well-formed, as the store does.
-                if ftruncate(s.descriptor, off_t(s.fileEnd)) != 0 {
+                if error.bytesWritten > 0, ftruncate(s.descriptor, off_t(s.fileEnd)) != 0 {
                     s.failure = "the audit log could not be restored after a write error"
                 }
                 logger.error("audit append failed", metadata: ["error": .string(error.description)])
@@ -200,9 +209,21 @@ public final class AuditLog: Sendable {
             s.fileEnd += record.count
             s.nextSequence += 1
             s.dirty = true
+            if s.reservedEnd - s.fileEnd < Self.reservation / 4 { Self.reserve(&s) }
             return nil
         }
         if let failure { throw .unavailable("The vault cannot answer now: \(failure)") }
+    }
+
+    /// Reserves space up to `reservation` beyond the end. Best effort: where the filesystem cannot,
+    /// or the disk is already full, appends simply allocate as they go.
+    private static func reserve(_ s: inout State) {
+        let target = s.fileEnd + reservation
+        if vault_reserve_space(s.descriptor, off_t(s.fileEnd), off_t(reservation)) == 0 {
+            s.reservedEnd = target
+        } else {
+            s.reservedEnd = max(s.reservedEnd, s.fileEnd)
+        }
     }
 
     /// The chain head: what an operator records to anchor the log elsewhere.

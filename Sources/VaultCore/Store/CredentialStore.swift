@@ -515,11 +515,15 @@ public final class CredentialStore: Sendable {
     private func recoverFromFailedWrite(_ batch: [PendingWrite], error: Durable.IOError) {
         // Cut the file back to its last durable length so that a partly written batch can never be
         // mistaken for data; if that fails too, the file's end is unknown and writes must stop.
-        let restored = ftruncate(writer.descriptor, off_t(writer.fileEnd)) == 0 && fdatasync(writer.descriptor) == 0
+        // A write that failed before its first byte (EROFS, ENOSPC at once) left nothing to undo.
+        let nothingWritten = error.operation == "write" && error.bytesWritten == 0
+        let restored = nothingWritten || (ftruncate(writer.descriptor, off_t(writer.fileEnd)) == 0 && fdatasync(writer.descriptor) == 0)
         let failure: VaultError =
             error.isNoSpace
             ? .unavailable("The vault cannot accept writes now: no space left on the state directory's disk")
-            : .unavailable("The vault cannot accept writes now: the store could not be written")
+            : error.code == EROFS
+                ? .unavailable("The vault cannot accept writes now: the state directory is read-only")
+                : .unavailable("The vault cannot accept writes now: the store could not be written")
         logger.error(
             "store write failed; the batch was not acknowledged",
             metadata: ["error": .string(error.description), "writes": .stringConvertible(batch.count), "restored": .stringConvertible(restored)])

@@ -13,6 +13,8 @@ enum Durable {
         var operation: String
         var path: String
         var code: Int32
+        /// Bytes that reached the file before the error (for a failed write).
+        var bytesWritten = 0
         var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
         var isNoSpace: Bool { code == ENOSPC || code == EDQUOT }
     }
@@ -24,7 +26,7 @@ enum Durable {
             let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done)) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw IOError(operation: "write", path: path, code: errno)
+                throw IOError(operation: "write", path: path, code: errno, bytesWritten: done)
             }
             done += n
         }
