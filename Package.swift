@@ -74,6 +74,16 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "grantex-vault-bench",
+            dependencies: [
+                "VaultCore",
+                "VaultProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
             name: "grantex-vault",
             dependencies: [
                 "GrantexVault",
@@ -104,7 +114,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "GrantexVault", "VaultProtocol", "grantex-vaultd", "grantex-vault",
+                "GrantexVault", "VaultProtocol", "grantex-vaultd", "grantex-vault", "grantex-vault-bench",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]

@@ -270,24 +270,27 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private func drain() {
-        var lastWrite: EventLoopFuture<Void>? = nil
+        var wrote = false
         while let slot = slots[headSlot], slot.done {
             slots[headSlot] = nil
             headSlot += 1
             guard let response = slot.response else { continue }
             var bytes = response.jsonBytes
             bytes.append(UInt8(ascii: "\n"))
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: promise)
-            lastWrite = promise.futureResult
+            let buffer = context.channel.allocator.buffer(bytes: bytes)
+            if closing, slots.isEmpty {
+                // The last answer before closing: close once it is written, not before.
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
+                lastActivity = .now()
+                return
+            }
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            wrote = true
         }
-        if let lastWrite {
+        if wrote {
             lastActivity = .now()
             context.flush()
-            if closing, slots.isEmpty {
-                let channel = context.channel
-                lastWrite.whenComplete { _ in channel.close(promise: nil) }
-            }
         } else if closing, slots.isEmpty {
             context.close(promise: nil)
         }
@@ -310,6 +313,8 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
 
     /// One line per request: never params or results (they hold secrets), only what identifies it.
     private func logOutcome(method: String?, requestId: String, error: VaultError?, startedAt: NIODeadline) {
+        // Successes are logged at debug: skip building the line entirely when that is off.
+        if error == nil, logger.logLevel > .debug { return }
         let micros = (NIODeadline.now() - startedAt).nanoseconds / 1000
         var metadata: Logger.Metadata = [
             "requestId": .string(requestId), "method": .string(method.map { Self.knownMethods.contains($0) ? $0 : "<unknown>" } ?? "-"),

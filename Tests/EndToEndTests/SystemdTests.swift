@@ -184,6 +184,21 @@ struct SystemdTests {
         #expect(unit.contains("ExecStart=/usr/bin/grantex-vaultd --config /etc/grantex-vault/vaultd.conf"))
     }
 
+    @Test("the benchmark tool runs end to end (a smoke run: no timing is asserted)")
+    func benchSmoke() async throws {
+        let bench = try await run(
+            Binaries.directory + "/grantex-vault-bench",
+            ["--daemon", Binaries.daemon, "--duration", "0.2", "--connections", "1,2", "--scenarios", "warm,cold,store,get,list",
+             "--cold-tokens", "50", "--no-anchors"], timeout: 120)
+        #expect(bench.status == 0, "\(bench.stderr)")
+        let rows = bench.stdout.split(separator: "\n").filter { line in
+            ["warm", "cold", "store", "get", "list"].contains { line.hasPrefix("| \($0) |") }
+        }
+        #expect(rows.count == 10, "\(bench.stdout)")
+        for row in rows { #expect(row.hasSuffix("| 0 |"), "a run had errors: \(row)") }
+        #expect(bench.stdout.contains("## Targets"))
+    }
+
     @Test("the units pass systemd-analyze verify and score an exposure of 1.0 or lower")
     func units() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
