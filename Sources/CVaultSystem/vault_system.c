@@ -2,6 +2,7 @@
 #include "vault_system.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/prctl.h>
 
 int vault_set_non_dumpable(void) {
@@ -10,4 +11,8 @@ int vault_set_non_dumpable(void) {
 
 int vault_reserve_space(int fd, off_t offset, off_t length) {
     return fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length) == 0 ? 0 : errno;
+}
+
+void vault_release_free_memory(void) {
+    malloc_trim(0);
 }

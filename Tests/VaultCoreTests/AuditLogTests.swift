@@ -96,6 +96,23 @@ struct AuditLogTests {
         #expect(torn.tornTail != nil)
     }
 
+    @Test("opening reads only the tail: a torn last entry is dropped and appending continues a valid chain")
+    func tornTailOnOpen() throws {
+        let dir = TemporaryDirectory()
+        let (bytes, offsets) = try makeLog(in: dir)
+        writeFile(dir.file(AuditLog.fileName), Array(bytes[..<(offsets[4] + 30)]))
+        let logs = CapturingLogHandler()
+        let reopened = try AuditLog.open(directory: dir.path, masterKey: key(1), logger: makeLogger(logs))
+        #expect(logs.all.contains { $0.hasPrefix("warning") && $0.contains("torn") })
+        #expect(reopened.entryCount == 4)
+        try reopened.append(entry(9))
+        let head = reopened.headHash
+        reopened.close()
+        let report = try AuditLog.read(directory: dir.path, masterKey: key(1))
+        #expect(report.entries.map(\.requestId) == ["req_0", "req_1", "req_2", "req_3", "req_9"])
+        #expect(report.headHash == head)
+    }
+
     @Test("the audit log does not open with another key")
     func wrongKey() throws {
         let dir = TemporaryDirectory()

@@ -159,4 +159,45 @@ struct StoreDamageTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == before)
         #expect(readFile(dir.file("vault.log")) == bytes)
     }
+
+    @Test("a store large enough to be opened on all cores keeps every rule: reload, torn tail, damage in the middle")
+    func largeStoreParallelLoad() async throws {
+        let dir = TemporaryDirectory()
+        let store = try CredentialStore.open(directory: dir.path, masterKey: key(1), logger: makeLogger())
+        var offsets: [Int] = []
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<1500 {
+                group.addTask { _ = try await store.store(try storeParams("p\(index)", "svc", token: "token-\(index)")) }
+            }
+            try await group.waitForAll()
+        }
+        offsets.append(store.fileStatistics.bytes)
+        _ = try await store.store(try storeParams("last", "svc", token: "last-token"))
+        store.close()
+        let bytes = readFile(dir.file("vault.log"))
+
+        let (whole, _) = try openCopy(bytes)
+        #expect(whole.count == 1501)
+        let p700 = try #require(whole.credential(for: CredentialKey(principalId: "p700", service: "svc")))
+        #expect(whole.secrets(of: p700)?.accessToken == "token-700")
+        whole.close()
+
+        let logs = CapturingLogHandler()
+        let (torn, _) = try openCopy(Array(bytes[..<(bytes.count - 5)]), logs: logs)
+        #expect(torn.count == 1500)
+        #expect(logs.all.contains { $0.contains("torn") })
+        torn.close()
+
+        let middle = SealedLog.headerSize + (offsets[0] - SealedLog.headerSize) / 2
+        var damaged = bytes
+        damaged[middle] ^= 0x04
+        do {
+            let (opened, _) = try openCopy(damaged)
+            opened.close()
+            Issue.record("opened a large store damaged in the middle")
+        } catch {
+            #expect(error.kind == .damaged)
+            #expect(error.message.contains("offset"))
+        }
+    }
 }

@@ -70,7 +70,7 @@ func storeParams(_ principal: String, _ service: String, token: String = "tok", 
 
 func readFile(_ path: String) -> [UInt8] { Array(FileManager.default.contents(atPath: path) ?? Data()) }
 
-func writeFile(_ path: String, _ bytes: [UInt8]) { FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
+func writeFile(_ path: String, _ bytes: [UInt8]) { _ = FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
 
 extension Array where Element == UInt8 {
     func contains(subsequence: [UInt8]) -> Bool {

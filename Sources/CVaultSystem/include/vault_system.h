@@ -14,4 +14,8 @@ int vault_set_non_dumpable(void);
 /// space. Returns 0 on success, else an errno value (EOPNOTSUPP where the filesystem cannot).
 int vault_reserve_space(int fd, off_t offset, off_t length);
 
+/// Returns freed heap memory to the system (glibc malloc_trim), after start-up work that needed a
+/// lot of it at once.
+void vault_release_free_memory(void);
+
 #endif

@@ -80,6 +80,9 @@ public struct AuditEntry: Sendable, Equatable {
 /// (`system.status`'s `auditHead`) additionally lets an operator anchor the log outside this
 /// machine and detect a truncated tail.
 ///
+/// At start only the last entry is read (the chain head follows from its `prev` and its bytes), so
+/// start-up time does not grow with the log; `audit verify` checks every entry.
+///
 /// Appends are written (`pwrite`) before the request is answered; if that fails the request fails
 /// with `UNAVAILABLE`. They are made durable by an fdatasync at most `syncInterval` later and on
 /// shutdown, which keeps the exchange path off the fsync path: a power cut can lose up to that
@@ -149,18 +152,20 @@ public final class AuditLog: Sendable {
                 } catch {
                     throw StoreOpenError(kind: .io, message: "cannot read the audit log: \(error)")
                 }
-                let verified = try verify(bytes, path: path, keys: keys, chainKey: chainKey)
-                if let torn = verified.scan.tornTail {
+                // Only the tail is read at start: the chain head is the keyed hash of the last entry's
+                // `prev` and bytes. Start-up does not grow with the log; `audit verify` checks it all.
+                let tail = try tailState(bytes, path: path, keys: keys, chainKey: chainKey)
+                if let torn = tail.scan.tornTail {
                     logger.warning(
                         "dropped a torn entry at the end of the audit log",
                         metadata: ["path": .string(path), "offset": .stringConvertible(torn.offset), "reason": .string(torn.reason)])
-                    guard ftruncate(descriptor, off_t(verified.scan.validLength)) == 0, fsync(descriptor) == 0 else {
+                    guard ftruncate(descriptor, off_t(tail.scan.validLength)) == 0, fsync(descriptor) == 0 else {
                         throw StoreOpenError(kind: .io, message: "cannot cut the torn tail of \(path): \(String(cString: strerror(errno)))")
                     }
                 }
                 state = State(
-                    descriptor: descriptor, header: verified.scan.header, fileEnd: verified.scan.validLength,
-                    nextSequence: UInt64(verified.scan.records.count) + 1, lastHash: verified.headHash)
+                    descriptor: descriptor, header: tail.scan.header, fileEnd: tail.scan.validLength,
+                    nextSequence: UInt64(tail.scan.recordCount) + 1, lastHash: tail.headHash)
             } catch {
                 closeDescriptor(descriptor)
                 throw error
@@ -268,6 +273,46 @@ public final class AuditLog: Sendable {
     }
 
     // MARK: - Reading and verifying
+
+    /// The chain head and append position from the last entry alone.
+    static func tailState(_ bytes: [UInt8], path: String, keys: SealedLog.Keys, chainKey: SecureBytes) throws(StoreOpenError) -> (scan: SealedLog.Tail, headHash: [UInt8]) {
+        let tail: SealedLog.Tail
+        do throws(SealedLog.OpenError) {
+            tail = try SealedLog.tail(bytes, path: path, expectedKind: .audit, keys: keys)
+        } catch {
+            throw StoreOpenError(kind: error.kind == .wrongKey ? .wrongKey : .damaged, message: error.message)
+        }
+        guard let last = tail.last else {
+            return (tail, Sodium.keyedHash(Array(bytes[0..<SealedLog.headerSize]), key: chainKey, outputLength: 32))
+        }
+        guard case .object(let object)? = try? JSONParser.parse(last.record.payload), let prevHex = object["prev"]?.stringValue,
+            let prev = decodeHex(prevHex), prev.count == 32
+        else {
+            throw StoreOpenError(kind: .damaged, message: "\(path) is damaged at byte offset \(last.record.offset): undecodable audit entry")
+        }
+        return (tail, Sodium.keyedHash(prev + Array(last.bytes), key: chainKey, outputLength: 32))
+    }
+
+    static func decodeHex(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        func value(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: return c - 0x30
+            case 0x61...0x66: return c - 0x61 + 10
+            default: return nil
+            }
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(digits.count / 2)
+        var index = 0
+        while index < digits.count {
+            guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+            index += 2
+        }
+        return out
+    }
 
     struct Verified {
         var scan: SealedLog.Scan

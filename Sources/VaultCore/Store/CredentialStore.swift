@@ -1,3 +1,4 @@
+import CVaultSystem
 import Foundation
 import Logging
 import Synchronization
@@ -216,6 +217,8 @@ public final class CredentialStore: Sendable {
         }
         self.writer = writer
         self.state = Mutex(State(index: index, revocations: revocations))
+        // Loading held the whole file and every payload at once; give that memory back to the system.
+        vault_release_free_memory()
     }
 
     private static func createLog(directory: String, logPath: String, keys: SealedLog.Keys, now: Timestamp) throws(StoreOpenError) -> LogWriter {
@@ -274,26 +277,40 @@ public final class CredentialStore: Sendable {
             }
             throw StoreOpenError(kind: kind, message: error.message)
         }
-        for record in scan.records {
-            do {
-                switch record.kind {
-                case CredentialRecordCodec.putKind:
-                    var (credential, secrets) = try CredentialRecordCodec.decodePut(record.payload)
-                    credential.sealedSecrets = CredentialRecordCodec.sealSecrets(secrets, box: memoryBox)
-                    index.upsert(credential)
-                case CredentialRecordCodec.deleteKind:
-                    index.remove(id: try CredentialRecordCodec.decodeDelete(record.payload))
-                case Revocation.recordKind:
-                    let revocation = try Revocation(payload: record.payload)
-                    if !revocation.isForgotten(at: now) { revocations[revocation.key] = revocation }
-                default:
-                    throw StoreOpenError(
-                        kind: .unsupported,
-                        message: "\(path): record at byte offset \(record.offset) has unknown kind \(record.kind) (written by a newer grantex-vaultd?)")
-                }
-            } catch let error as StoreOpenError {
-                throw error
-            } catch {
+        // Decode on all cores (JSON, re-sealing tokens for memory); apply in file order.
+        enum Decoded {
+            case put(StoredCredential)
+            case delete(String)
+            case revoke(Revocation)
+            case unknownKind
+            case undecodable
+        }
+        let decoded: [Decoded] = parallelMap(scan.records.count) { index in
+            let record = scan.records[index]
+            switch record.kind {
+            case CredentialRecordCodec.putKind:
+                guard let (decodedCredential, secrets) = try? CredentialRecordCodec.decodePut(record.payload) else { return .undecodable }
+                var credential = decodedCredential
+                credential.sealedSecrets = CredentialRecordCodec.sealSecrets(secrets, box: memoryBox)
+                return .put(credential)
+            case CredentialRecordCodec.deleteKind:
+                return (try? CredentialRecordCodec.decodeDelete(record.payload)).map(Decoded.delete) ?? .undecodable
+            case Revocation.recordKind:
+                return (try? Revocation(payload: record.payload)).map(Decoded.revoke) ?? .undecodable
+            default:
+                return .unknownKind
+            }
+        }
+        for (record, item) in zip(scan.records, decoded) {
+            switch item {
+            case .put(let credential): index.upsert(credential)
+            case .delete(let id): index.remove(id: id)
+            case .revoke(let revocation): if !revocation.isForgotten(at: now) { revocations[revocation.key] = revocation }
+            case .unknownKind:
+                throw StoreOpenError(
+                    kind: .unsupported,
+                    message: "\(path): record at byte offset \(record.offset) has unknown kind \(record.kind) (written by a newer grantex-vaultd?)")
+            case .undecodable:
                 throw StoreOpenError(kind: .damaged, message: "\(path) is damaged at byte offset \(record.offset): undecodable record payload")
             }
         }

@@ -151,35 +151,27 @@ enum SealedLog {
     /// offset, so no acknowledged record is ever dropped silently.
     static func scan(_ bytes: [UInt8], path: String, expectedKind: FileKind, keys: Keys) throws(OpenError) -> Scan {
         let header = try readHeader(bytes, path: path, expectedKind: expectedKind, keys: keys)
+
+        // 1. Walk the framing (cheap) to find every record; note where and why the walk stopped.
+        let (spans, stop) = walkFraming(bytes, keys: keys)
+
+        // 2. Open every box, on all cores: decryption is most of the cost of opening a large store.
+        // 2. Open every box, on all cores: decryption is most of the cost of opening a large store.
+        let opened: [[UInt8]?] = parallelMap(spans.count) { index in
+            let span = spans[index]
+            return bytes.withUnsafeBytes { keys.box.open(UnsafeRawBufferPointer(rebasing: $0[(span.lowerBound + framingSize)..<span.upperBound])) }
+        }
+
+        // 3. In file order, check each record's identity; the first problem decides, as in a sequential read.
         var records: [Record] = []
-        var offset = headerSize
+        records.reserveCapacity(spans.count)
         var tornTail: (Int, String)? = nil
         var expectedSequence: UInt64 = 1
-        while offset < bytes.count {
-            let remaining = bytes.count - offset
-            if remaining < framingSize {
-                tornTail = (offset, "a record header cut short (\(remaining) of \(framingSize) bytes)")
-                break
-            }
-            let length = bytes.readLittleEndian(UInt32.self, at: offset)
-            let check = bytes.readLittleEndian(UInt32.self, at: offset + 4)
-            let framingValid = check == framingCheck(offset: offset, length: length, keys: keys)
-                && Int(length) >= SecretBox.overhead + identitySize && Int(length) <= maxBoxBytes
-            if !framingValid {
-                if bytes[offset...].allSatisfy({ $0 == 0 }) {
-                    tornTail = (offset, "zero-filled space after the last record")
-                    break
-                }
-                throw OpenError(kind: .damaged, message: "\(path) is damaged at byte offset \(offset): record framing check failed")
-            }
-            let end = offset + framingSize + Int(length)
-            if end > bytes.count {
-                tornTail = (offset, "a record cut short (\(remaining) of \(framingSize + Int(length)) bytes)")
-                break
-            }
-            let opened = bytes.withUnsafeBytes { keys.box.open(UnsafeRawBufferPointer(rebasing: $0[(offset + framingSize)..<end])) }
-            guard var plaintext = opened else {
-                if end == bytes.count {
+        var validLength = headerSize
+        for (index, span) in spans.enumerated() {
+            let offset = span.lowerBound
+            guard var plaintext = opened[index] else {
+                if index == spans.count - 1, case .end = stop {
                     tornTail = (offset, "the last record fails authentication")
                     break
                 }
@@ -206,9 +198,103 @@ enum SealedLog {
             }
             records.append(Record(offset: offset, sequence: sequence, kind: kind, payload: Array(plaintext[identitySize..<(identitySize + payloadLength)])))
             expectedSequence += 1
+            validLength = span.upperBound
+        }
+        if tornTail == nil {
+            switch stop {
+            case .end: break
+            case .torn(let offset, let reason): tornTail = (offset, reason)
+            case .damaged(let offset, let reason): throw OpenError(kind: .damaged, message: "\(path) is damaged at byte offset \(offset): \(reason)")
+            }
+        }
+        return Scan(header: header, records: records, validLength: tornTail?.0 ?? validLength, tornTail: tornTail)
+    }
+
+    /// Where the framing walk stopped.
+    enum Stop {
+        case end
+        case torn(Int, String)
+        case damaged(Int, String)
+    }
+
+    /// The byte ranges of the records whose framing checks (no decryption), and why the walk stopped.
+    static func walkFraming(_ bytes: [UInt8], keys: Keys) -> (spans: [Range<Int>], stop: Stop) {
+        var spans: [Range<Int>] = []
+        var offset = headerSize
+        var stop = Stop.end
+        while offset < bytes.count {
+            let remaining = bytes.count - offset
+            if remaining < framingSize {
+                stop = .torn(offset, "a record header cut short (\(remaining) of \(framingSize) bytes)")
+                break
+            }
+            let length = bytes.readLittleEndian(UInt32.self, at: offset)
+            let check = bytes.readLittleEndian(UInt32.self, at: offset + 4)
+            let framingValid = check == framingCheck(offset: offset, length: length, keys: keys)
+                && Int(length) >= SecretBox.overhead + identitySize && Int(length) <= maxBoxBytes
+            if !framingValid {
+                stop = bytes[offset...].allSatisfy({ $0 == 0 })
+                    ? .torn(offset, "zero-filled space after the last record")
+                    : .damaged(offset, "record framing check failed")
+                break
+            }
+            let end = offset + framingSize + Int(length)
+            if end > bytes.count {
+                stop = .torn(offset, "a record cut short (\(remaining) of \(framingSize + Int(length)) bytes)")
+                break
+            }
+            spans.append(offset..<end)
             offset = end
         }
-        return Scan(header: header, records: records, validLength: tornTail?.0 ?? offset, tornTail: tornTail)
+
+        return (spans, stop)
+    }
+
+    /// The last record only, for appending to a log without reading all of it: its plaintext payload,
+    /// its bytes, and the count and valid length of the log. Framing damage anywhere is refused;
+    /// a torn last record is dropped as `scan` does. (Damage inside earlier records is found by a
+    /// full `scan`, which `grantex-vault audit verify` runs.)
+    struct Tail {
+        var header: Header
+        var last: (record: Record, bytes: ArraySlice<UInt8>)?
+        var recordCount: Int
+        var validLength: Int
+        var tornTail: (offset: Int, reason: String)?
+    }
+
+    static func tail(_ bytes: [UInt8], path: String, expectedKind: FileKind, keys: Keys) throws(OpenError) -> Tail {
+        let header = try readHeader(bytes, path: path, expectedKind: expectedKind, keys: keys)
+        var (spans, stop) = walkFraming(bytes, keys: keys)
+        var tornTail: (Int, String)? = nil
+        switch stop {
+        case .end: break
+        case .torn(let offset, let reason): tornTail = (offset, reason)
+        case .damaged(let offset, let reason): throw OpenError(kind: .damaged, message: "\(path) is damaged at byte offset \(offset): \(reason)")
+        }
+        while let span = spans.last {
+            let opened = bytes.withUnsafeBytes { keys.box.open(UnsafeRawBufferPointer(rebasing: $0[(span.lowerBound + framingSize)..<span.upperBound])) }
+            guard var plaintext = opened else {
+                if tornTail == nil {
+                    tornTail = (span.lowerBound, "the last record fails authentication")
+                    spans.removeLast()
+                    continue
+                }
+                throw OpenError(kind: .damaged, message: "\(path) is damaged at byte offset \(span.lowerBound): record fails authentication")
+            }
+            defer { Sodium.wipe(&plaintext) }
+            let payloadLength = Int(plaintext.readLittleEndian(UInt32.self, at: 33))
+            guard Array(plaintext[0..<16]) == header.storeId, plaintext.readLittleEndian(UInt64.self, at: 16) == header.generation,
+                plaintext.readLittleEndian(UInt64.self, at: 24) == UInt64(spans.count),
+                identitySize + payloadLength <= plaintext.count
+            else {
+                throw OpenError(kind: .damaged, message: "\(path) is damaged at byte offset \(span.lowerBound): the last record's identity does not match its position")
+            }
+            let record = Record(
+                offset: span.lowerBound, sequence: UInt64(spans.count), kind: plaintext[32],
+                payload: Array(plaintext[identitySize..<(identitySize + payloadLength)]))
+            return Tail(header: header, last: (record, bytes[span]), recordCount: spans.count, validLength: span.upperBound, tornTail: tornTail)
+        }
+        return Tail(header: header, last: nil, recordCount: 0, validLength: tornTail?.0 ?? headerSize, tornTail: tornTail)
     }
 
     static func readHeader(_ bytes: [UInt8], path: String, expectedKind: FileKind, keys: Keys) throws(OpenError) -> Header {
