@@ -220,6 +220,4 @@ final class ConnectionRegistry: Sendable {
     }
 
     var all: [Channel] { channels.withLock { Array($0.values) } }
-
-    var count: Int { channels.withLock { $0.count } }
 }

@@ -26,19 +26,10 @@ public enum ULID {
         }
         return String(decoding: out, as: UTF8.self)
     }
-
-    /// True when `text` is 26 Crockford base32 characters (upper case) whose first is 0-7.
-    public static func isValid(_ text: Substring) -> Bool {
-        let bytes = Array(text.utf8)
-        guard bytes.count == 26, bytes[0] >= UInt8(ascii: "0"), bytes[0] <= UInt8(ascii: "7") else { return false }
-        return bytes.allSatisfy { alphabet.contains($0) }
-    }
 }
 
 /// Identifier formats of the vault.
 public enum VaultIdentifier {
     /// `vault_` + ULID.
     public static func credential(at now: Timestamp) -> String { "vault_" + ULID.make(at: now) }
-    /// `req_` + ULID: the id of one request, in its error data and its log line.
-    public static func request(at now: Timestamp) -> String { "req_" + ULID.make(at: now) }
 }
