@@ -11,13 +11,7 @@ final class BenchConnection {
 
     init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else {
+        guard withUnixAddress(path, { connect(fd, $0, $1) }) == 0 else {
             close(fd)
             throw BenchError("connect \(path): \(String(cString: strerror(errno)))")
         }
@@ -162,6 +156,18 @@ func runLoad(
     return RunResult(requests: shared.counts.reduce(0, +), errors: shared.errors.reduce(0, +), seconds: seconds, latencies: all)
 }
 
+/// Calls `body` with a `sockaddr_un` for `path` (which must fit `sun_path`).
+func withUnixAddress(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return -1 }
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+}
+
 func monotonicNanos() -> UInt64 {
     var spec = timespec()
     clock_gettime(CLOCK_MONOTONIC, &spec)
@@ -179,14 +185,8 @@ final class EchoServer: @unchecked Sendable {
         self.path = path
         unlink(path)
         listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(listener, 64) == 0 else { throw BenchError("echo server: \(String(cString: strerror(errno)))") }
         let fd = listener
+        guard withUnixAddress(path, { bind(fd, $0, $1) }) == 0, listen(listener, 64) == 0 else { throw BenchError("echo server: \(String(cString: strerror(errno)))") }
         Thread {
             while true {
                 let client = accept(fd, nil, nil)
