@@ -16,7 +16,7 @@ cleanup() {
 trap cleanup EXIT
 
 cd "$DEMO"
-"$BIN/grantex-vaultd" --dev 2>"$DEMO/daemon.log" &
+"$BIN/grantex-vaultd" --dev >"$DEMO/daemon.out" 2>"$DEMO/daemon.log" &
 DAEMON_PID=$!
 export GRANTEX_VAULT_SOCKET="$DEMO/.grantex-vault/vaultd.sock"
 for _ in $(seq 100); do "$BIN/grantex-vault" health >/dev/null 2>&1 && break; sleep 0.1; done
