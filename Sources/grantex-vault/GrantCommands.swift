@@ -88,6 +88,11 @@ struct Audit: AsyncParsableCommand {
 
         func run() async throws {
             let report = try local.readAudit()
+            if let offset = report.lastEntryFailsAuthentication {
+                throw CLIFailure(
+                    status: CLIFailure.daemonError,
+                    message: "\(local.resolved.stateDirectory)/audit.log: the last entry, at \(offset), fails authentication (edited, or damaged by a lost write)")
+            }
             if json {
                 var object: JSONObject = ["ok": true, "entries": .int(report.entries.count), "headHash": .string(report.headHash)]
                 if let torn = report.tornTail { object["tornTail"] = .string(torn) }

@@ -327,6 +327,15 @@ struct ExchangeTests {
         }
         #expect(!setup.daemon.log.contains("gho_alice"))
         #expect(!setup.daemon.log.contains(String(token.prefix(40))))
+
+        // `audit verify` itself fails on an edited log, naming the file and offset.
+        var edited = Array(auditBytes)
+        edited[edited.count - 100] ^= 0x01
+        let damagedDirectory = Scratch()
+        try Data(edited).write(to: URL(fileURLWithPath: damagedDirectory.file("audit.log")))
+        let failed = try await run(Binaries.cli, ["audit", "verify", "--state-dir", damagedDirectory.path, "--key-file", setup.daemon.keyFile])
+        #expect(failed.status == 1)
+        #expect(failed.stderr.contains("audit.log") && failed.stderr.contains("offset"))
     }
 }
 

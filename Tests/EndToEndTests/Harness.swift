@@ -1,9 +1,12 @@
 import Foundation
 import GrantexVault
 
-/// Where `swift build` put the binaries: next to the test bundle that is running.
+/// Where `swift build` put the binaries: next to the test bundle that is running, unless
+/// `GXV_BIN_DIR` names another build (for example a `--sanitize=address` one, so that the daemon runs
+/// under ASan while this runner does not).
 enum Binaries {
     static let directory: String = {
+        if let override = ProcessInfo.processInfo.environment["GXV_BIN_DIR"], !override.isEmpty { return override }
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var dir = exe.deletingLastPathComponent()
         // The test runner may be inside `<name>.xctest/`; the binaries sit beside that.

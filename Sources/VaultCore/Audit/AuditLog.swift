@@ -350,8 +350,11 @@ public final class AuditLog: Sendable {
     public struct Report: Sendable {
         public var entries: [AuditEntry]
         public var headHash: String
-        /// Set when the log ends in a torn entry (a crash, or the daemon writing right now).
+        /// Set when the log ends in an entry cut short (a crash, or the daemon writing right now).
         public var tornTail: String?
+        /// Set when the last entry is complete but fails authentication: a cut-short write cannot
+        /// do that, an edit can (so can a lost disk write), so a verifier must not pass it.
+        public var lastEntryFailsAuthentication: String?
     }
 
     /// Reads and verifies the audit log in `directory` with the master key; throws with the file
@@ -363,8 +366,11 @@ public final class AuditLog: Sendable {
         }
         let keys = SealedLog.Keys(master: masterKey, recordPurpose: .auditRecords)
         let verified = try verify(Array(data), path: path, keys: keys, chainKey: masterKey.subkey(.auditChain))
+        let torn = verified.scan.tornTail
+        let authentication = torn.flatMap { $0.reason == SealedLog.lastRecordFailsAuthentication ? "byte offset \($0.offset)" : nil }
         return Report(
             entries: verified.entries, headHash: hex(verified.headHash),
-            tornTail: verified.scan.tornTail.map { "byte offset \($0.offset): \($0.reason)" })
+            tornTail: authentication == nil ? torn.map { "byte offset \($0.offset): \($0.reason)" } : nil,
+            lastEntryFailsAuthentication: authentication)
     }
 }

@@ -39,6 +39,8 @@ enum SealedLog {
     /// loader allocate gigabytes.
     static let maxBoxBytes = 1 << 20
     static let keyCheckLabel: [UInt8] = Array("grantex-vault key check v1".utf8)
+    /// The torn-tail reason for a complete last record whose MAC fails (as opposed to one cut short).
+    static let lastRecordFailsAuthentication = "the last record fails authentication"
 
     enum FileKind: UInt16 {
         case credentials = 1
@@ -172,7 +174,7 @@ enum SealedLog {
             let offset = span.lowerBound
             guard var plaintext = opened[index] else {
                 if index == spans.count - 1, case .end = stop {
-                    tornTail = (offset, "the last record fails authentication")
+                    tornTail = (offset, SealedLog.lastRecordFailsAuthentication)
                     break
                 }
                 throw OpenError(kind: .damaged, message: "\(path) is damaged at byte offset \(offset): record fails authentication")
@@ -275,7 +277,7 @@ enum SealedLog {
             let opened = bytes.withUnsafeBytes { keys.box.open(UnsafeRawBufferPointer(rebasing: $0[(span.lowerBound + framingSize)..<span.upperBound])) }
             guard var plaintext = opened else {
                 if tornTail == nil {
-                    tornTail = (span.lowerBound, "the last record fails authentication")
+                    tornTail = (span.lowerBound, SealedLog.lastRecordFailsAuthentication)
                     spans.removeLast()
                     continue
                 }
