@@ -56,8 +56,6 @@ struct Anchors {
     var echo1: RunResult?
     /// The same client against the echo server with 16 connections: what the client itself allows.
     var echo16: RunResult?
-    /// The same with one blocking thread per connection (the tool's first client).
-    var echo16Threaded: RunResult?
     var opensslVerify: Double?
 }
 
@@ -275,7 +273,6 @@ final class BenchRun {
             let line = Array(#"{"jsonrpc":"2.0","id":1,"result":"\#(String(repeating: "x", count: Self.exchangeLine(warmToken).count - 40))"}"#.utf8) + [0x0A]
             anchors.echo1 = try? runLoad(socketPath: echo.path, connections: 1, duration: duration) { _, _ in line }
             anchors.echo16 = try? runLoad(socketPath: echo.path, connections: 16, duration: duration) { _, _ in line }
-            anchors.echo16Threaded = try? runLoadThreaded(socketPath: echo.path, connections: 16, duration: duration) { _, _ in line }
             echo.stop()
         }
         if let openssl = which("openssl") {

@@ -41,29 +41,6 @@ final class BenchConnection {
         Array(buffer[try nextLine()])
     }
 
-    /// For the event-loop client: one non-blocking read of what has arrived. False at EOF.
-    func receiveAvailable() throws -> Bool {
-        if start > 0 {
-            buffer.replaceSubrange(0..<(end - start), with: buffer[start..<end])
-            end -= start
-            start = 0
-        }
-        if end == buffer.count { buffer += [UInt8](repeating: 0, count: buffer.count) }
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + end, $0.count - end, Int32(MSG_DONTWAIT)) }
-        if n == 0 { return false }
-        if n < 0 { return errno == EAGAIN || errno == EWOULDBLOCK }
-        end += n
-        return true
-    }
-
-    /// For the event-loop client: the next complete answer already received (its `result` flag), or nil.
-    func takeAnswer() -> Bool? {
-        guard let newline = buffer[start..<end].firstIndex(of: 0x0A) else { return nil }
-        let window = buffer[start..<min(newline, start + 48)]
-        start = newline + 1
-        return window.count >= 8 && containsResult(window)
-    }
-
     /// The range of the next line in `buffer`, valid until the next read.
     private func nextLine() throws -> Range<Int> {
         var scanned = start
@@ -121,57 +98,9 @@ struct RunResult {
     }
 }
 
-/// Runs `connections` closed-loop clients for `duration` seconds (or until `request` returns nil) on
-/// one thread with `poll()`, as redis-benchmark does: one request in flight per connection, the
-/// next sent as soon as its answer arrives. A thread per connection would cost the client more
-/// context switches than the server it measures on a 2-core machine.
+/// Runs `connections` closed-loop clients for `duration` seconds (or until `request` returns nil).
+/// `request(connection, n)` gives the bytes of the n-th request of that connection.
 func runLoad(
-    socketPath: String, connections: Int, duration: Double, request: @escaping @Sendable (Int, Int) -> [UInt8]?
-) throws -> RunResult {
-    var sockets: [BenchConnection] = []
-    for _ in 0..<connections { sockets.append(try BenchConnection(path: socketPath)) }
-    var sentAt = [UInt64](repeating: 0, count: connections)
-    var sentCount = [Int](repeating: 0, count: connections)
-    var waiting = [Bool](repeating: false, count: connections)
-    var latencies: [UInt64] = []
-    latencies.reserveCapacity(1 << 18)
-    var errors = 0
-    let begin = monotonicNanos()
-    let deadline = begin + UInt64(duration * 1e9)
-    func sendNext(_ index: Int) throws {
-        guard monotonicNanos() < deadline, let bytes = request(index, sentCount[index]) else { return }
-        sentAt[index] = monotonicNanos()
-        try sockets[index].send(bytes)
-        sentCount[index] += 1
-        waiting[index] = true
-    }
-    for index in 0..<connections { try sendNext(index) }
-    var fds = sockets.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-    while waiting.contains(true) {
-        let ready = poll(&fds, nfds_t(fds.count), 1000)
-        if ready < 0 {
-            if errno == EINTR { continue }
-            throw BenchError("poll: \(String(cString: strerror(errno)))")
-        }
-        if ready == 0, monotonicNanos() > deadline + 10_000_000_000 { throw BenchError("answers stopped arriving") }
-        for index in fds.indices where fds[index].revents != 0 {
-            fds[index].revents = 0
-            guard try sockets[index].receiveAvailable() else { throw BenchError("the daemon closed the connection") }
-            while waiting[index], let ok = sockets[index].takeAnswer() {
-                latencies.append(monotonicNanos() - sentAt[index])
-                if !ok { errors += 1 }
-                waiting[index] = false
-                try sendNext(index)
-            }
-        }
-    }
-    let seconds = Double(monotonicNanos() - begin) / 1e9
-    latencies.sort()
-    return RunResult(requests: latencies.count, errors: errors, seconds: seconds, latencies: latencies)
-}
-
-/// The thread-per-connection client this tool used first; kept to show how much the client costs.
-func runLoadThreaded(
     socketPath: String, connections: Int, duration: Double, request: @escaping @Sendable (Int, Int) -> [UInt8]?
 ) throws -> RunResult {
     final class Shared: @unchecked Sendable {

@@ -25,7 +25,6 @@ struct Report {
         line("redis-benchmark SET, appendfsync always, 1 client", anchors.redisSetAlways1, "req/s")
         line("echo round trip, 1 connection", anchors.echo1?.throughput, "req/s")
         line("echo round trip, 16 connections (this tool's client ceiling)", anchors.echo16?.throughput, "req/s")
-        line("echo round trip, 16 connections, thread-per-connection client", anchors.echo16Threaded?.throughput, "req/s")
         line("openssl speed rsa2048 verify, one core", anchors.opensslVerify, "verify/s")
         out += "\n## Targets (ratios measured in this run)\n\n| target | ours | anchor | ratio | goal |\n|---|---:|---:|---:|---:|\n"
         func ratio(_ name: String, _ ours: Double?, _ anchor: Double?, _ goal: Double) {
