@@ -197,7 +197,7 @@ public final class AuditLog: Sendable {
     public func append(_ entry: AuditEntry) throws(VaultError) {
         let failure: String? = state.withLock { s in
             if let failure = s.failure { return failure }
-            let payload = entry.json(previousHash: Self.hex(s.lastHash)).jsonBytes
+            let payload = entry.json(previousHash: Hex.encode(s.lastHash)).jsonBytes
             let record = SealedLog.sealRecord(
                 kind: 1, payload: payload, sequence: s.nextSequence, header: s.header, offset: s.fileEnd, keys: keys)
             do throws(Durable.IOError) {
@@ -232,7 +232,7 @@ public final class AuditLog: Sendable {
     }
 
     /// The chain head: what an operator records to anchor the log elsewhere.
-    public var headHash: String { state.withLock { Self.hex($0.lastHash) } }
+    public var headHash: String { state.withLock { Hex.encode($0.lastHash) } }
 
     /// Entries written since the log was created (its next sequence number minus one).
     public var entryCount: Int { state.withLock { Int($0.nextSequence - 1) } }
@@ -261,17 +261,6 @@ public final class AuditLog: Sendable {
         }
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     // MARK: - Reading and verifying
 
     /// The chain head and append position from the last entry alone.
@@ -286,32 +275,11 @@ public final class AuditLog: Sendable {
             return (tail, Sodium.keyedHash(Array(bytes[0..<SealedLog.headerSize]), key: chainKey, outputLength: 32))
         }
         guard case .object(let object)? = try? JSONParser.parse(last.record.payload), let prevHex = object["prev"]?.stringValue,
-            let prev = decodeHex(prevHex), prev.count == 32
+            let prev = Hex.decode(prevHex.utf8), prev.count == 32
         else {
             throw StoreOpenError(kind: .damaged, message: "\(path) is damaged at byte offset \(last.record.offset): undecodable audit entry")
         }
         return (tail, Sodium.keyedHash(prev + Array(last.bytes), key: chainKey, outputLength: 32))
-    }
-
-    static func decodeHex(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        func value(_ c: UInt8) -> UInt8? {
-            switch c {
-            case 0x30...0x39: return c - 0x30
-            case 0x61...0x66: return c - 0x61 + 10
-            default: return nil
-            }
-        }
-        var out = [UInt8]()
-        out.reserveCapacity(digits.count / 2)
-        var index = 0
-        while index < digits.count {
-            guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
-            out.append(high << 4 | low)
-            index += 2
-        }
-        return out
     }
 
     struct Verified {
@@ -334,7 +302,7 @@ public final class AuditLog: Sendable {
             guard case .object(let object)? = try? JSONParser.parse(record.payload), let entry = AuditEntry(json: object) else {
                 throw StoreOpenError(kind: .damaged, message: "\(path) is damaged at byte offset \(record.offset): undecodable audit entry")
             }
-            guard object["prev"]?.stringValue == hex(hash) else {
+            guard object["prev"]?.stringValue == Hex.encode(hash) else {
                 throw StoreOpenError(
                     kind: .damaged,
                     message: "\(path) is damaged at byte offset \(record.offset): entry \(position + 1) does not chain to the entry before it")
@@ -369,7 +337,7 @@ public final class AuditLog: Sendable {
         let torn = verified.scan.tornTail
         let authentication = torn.flatMap { $0.reason == SealedLog.lastRecordFailsAuthentication ? "byte offset \($0.offset)" : nil }
         return Report(
-            entries: verified.entries, headHash: hex(verified.headHash),
+            entries: verified.entries, headHash: Hex.encode(verified.headHash),
             tornTail: authentication == nil ? torn.map { "byte offset \($0.offset): \($0.reason)" } : nil,
             lastEntryFailsAuthentication: authentication)
     }

@@ -49,7 +49,7 @@ public final class MasterKey: Sendable {
     /// The key as 64 lower-case hex characters, for writing a key file. The string is a copy outside
     /// guarded memory: write it and drop it.
     func hexEncoded() -> String {
-        key.withUnsafeBytes { bytes in bytes.map { String(format: "%02x", $0) }.joined() }
+        key.withUnsafeBytes { Hex.encode($0) }
     }
 }
 
@@ -101,32 +101,10 @@ public enum KeyFile {
         var text = raw[...]
         if text.last == 0x0A { text = text.dropLast() }
         if text.last == 0x0D { text = text.dropLast() }
-        if text.count == 64, let bytes = decodeHex(text) { return bytes }
+        if text.count == 64, let bytes = Hex.decode(text) { return bytes }
         if text.count == 44, let data = Data(base64Encoded: Data(text)), data.count == 32 { return [UInt8](data) }
         if raw.count == 32 { return raw }
         return nil
-    }
-
-    private static func decodeHex(_ text: ArraySlice<UInt8>) -> [UInt8]? {
-        var out = [UInt8]()
-        out.reserveCapacity(text.count / 2)
-        var high: UInt8? = nil
-        for char in text {
-            let nibble: UInt8
-            switch char {
-            case 0x30...0x39: nibble = char - 0x30
-            case 0x41...0x46: nibble = char - 0x41 + 10
-            case 0x61...0x66: nibble = char - 0x61 + 10
-            default: return nil
-            }
-            if let h = high {
-                out.append(h << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
-            }
-        }
-        return out
     }
 
     /// Writes a new random key to `path` as hex, mode 0600, refusing to overwrite, and makes it durable.

@@ -41,7 +41,7 @@ public enum DevIssuer {
             key = created
         }
         guard let primitives = try? key.publicKey.getKeyPrimitives() else { throw Failure(message: "cannot read the dev issuer key") }
-        let kid = "dev-" + AuditLog.hex(Array(SHA256.hash(data: primitives.modulus)).prefix(8).map { $0 })
+        let kid = "dev-" + Hex.encode(Array(SHA256.hash(data: primitives.modulus)).prefix(8))
         let jwk: JSONObject = [
             "kty": "RSA", "use": "sig", "alg": "RS256", "kid": .string(kid),
             "n": .string(Base64URL.encode(primitives.modulus)), "e": .string(Base64URL.encode(primitives.publicExponent)),
