@@ -58,20 +58,29 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
     private var deferred = CircularBuffer<Unit>()
     private var writesInFlight = 0
 
-    /// One line's worth of work: a single request or a batch, with where its answer goes.
+    /// One line's worth of work: a single request or a batch (each element's envelope checked once),
+    /// with where its answer goes.
     private struct Unit {
-        var elements: [JSONValue]
+        var elements: [Result<RPCRequest, RPCFailure>]
         var slot: UInt64?
-        var writesOnly: Bool
         var writes: Int
+
+        init(elements: [Result<RPCRequest, RPCFailure>], slot: UInt64?) {
+            self.elements = elements
+            self.slot = slot
+            self.writes = elements.filter(RPCConnectionHandler.isWrite).count
+        }
+
+        var writesOnly: Bool { writes == elements.count }
     }
 
     /// Only these names reach the log: an unknown "method" is client input and could be anything.
     private static let knownMethods: Set<String> = RPCMethod.management.union([RPCMethod.exchange, RPCMethod.health, RPCMethod.metrics])
     private static let writeMethods: Set<String> = [RPCMethod.store, RPCMethod.delete, RPCMethod.revoke]
 
-    private static func isWrite(_ value: JSONValue) -> Bool {
-        if case .object(let object) = value, case .string(let method)? = object["method"] { return writeMethods.contains(method) }
+    /// A valid request for a write method; an invalid envelope is answered at once and writes nothing.
+    private static func isWrite(_ element: Result<RPCRequest, RPCFailure>) -> Bool {
+        if case .success(let request) = element { return writeMethods.contains(request.method) }
         return false
     }
 
@@ -159,18 +168,13 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
                 finish(slot: slot, element: nil, response: RPCResponse.failure(id: .null, error: error, requestId: requestId))
                 return
             }
-            let writes = elements.filter(Self.isWrite).count
-            schedule(Unit(elements: elements, slot: openSlot(batchSize: elements.count), writesOnly: writes == elements.count, writes: writes))
+            schedule(Unit(elements: elements.map(RPCRequest.parse), slot: openSlot(batchSize: elements.count)))
         case .success(let value):
-            let isNotification: Bool
-            if case .object(let object) = value, object["id"] == nil, case .success = RPCRequest.parse(value) {
-                isNotification = true  // no slot, no answer
-            } else {
-                isNotification = false
-            }
-            let write = Self.isWrite(value)
-            schedule(Unit(
-                elements: [value], slot: isNotification ? nil : openSlot(batchSize: nil), writesOnly: write, writes: write ? 1 : 0))
+            let element = RPCRequest.parse(value)
+            // A valid request without an id is a notification: no slot, no answer. An invalid one
+            // is answered (with id null), as JSON-RPC requires.
+            let isNotification = (try? element.get())?.isNotification == true
+            schedule(Unit(elements: [element], slot: isNotification ? nil : openSlot(batchSize: nil)))
         }
     }
 
@@ -198,21 +202,20 @@ final class RPCConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Runs one request object; its answer (nil for a notification) goes to `slot`/`element`.
-    private func run(_ value: JSONValue, slot: UInt64?, element: Int?) {
+    /// Runs one request; its answer (nil for a notification) goes to `slot`/`element`.
+    private func run(_ parsed: Result<RPCRequest, RPCFailure>, slot: UInt64?, element: Int?) {
         let requestId = requestIds.next()
         let startedAt = NIODeadline.now()
         let request: RPCRequest
-        switch RPCRequest.parse(value) {
+        switch parsed {
         case .failure(let failure):
             logOutcome(method: nil, requestId: requestId, error: failure.error, startedAt: startedAt)
-            if Self.isWrite(value) { writeFinished() }
             if let slot {
                 finish(slot: slot, element: element, response: RPCResponse.failure(id: failure.id, error: failure.error, requestId: requestId))
             }
             return
-        case .success(let parsed):
-            request = parsed
+        case .success(let valid):
+            request = valid
         }
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
